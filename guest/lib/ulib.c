@@ -1,0 +1,86 @@
+/* swapvisor guest kit: user-mode (CPL3) library for the workloads. */
+#include "guest.h"
+
+__attribute__((noreturn)) void sys_exit(int status)
+{
+	sys3(SYS_EXIT, (u64)(u8)status, 0, 0);
+	for (;;)
+		cpu_relax();
+}
+
+const char *arg_str(const char *key)
+{
+	u64 i;
+	for (i = 0; i < kinfo.nargs; i++)
+		if (streq(kinfo.key[i], key))
+			return kinfo.val[i];
+	return NULL;
+}
+
+u64 arg_u64(const char *key, u64 def)
+{
+	const char *s = arg_str(key);
+	int ok;
+	u64 v;
+	if (!s)
+		return def;
+	v = parse_u64(s, &ok);
+	return ok ? v : def;
+}
+
+u64 tsc_to_us(u64 d)
+{
+	u64 k = kinfo.tsc_khz;
+	return d / k * 1000 + d % k * 1000 / k;
+}
+
+u64 us_to_tsc(u64 us) { return us / 1000 * kinfo.tsc_khz + us % 1000 * kinfo.tsc_khz / 1000; }
+
+/* One port exit per line: the hypervisor may batch a string out into a single exit. */
+void con_write(const char *s, size_t n)
+{
+	if (arg_str("con") && streq(arg_str("con"), "byte")) {
+		while (n--)
+			outb(COM1, (u8)*s++);
+		return;
+	}
+	__asm__ volatile("rep outsb" : "+S"(s), "+c"(n) : "d"(COM1) : "memory");
+}
+
+void con_puts(const char *s) { con_write(s, strlen(s)); }
+
+void l_init(struct line *l) { l->n = 0; }
+
+void l_str(struct line *l, const char *s)
+{
+	while (*s && l->n < sizeof(l->b) - 1)
+		l->b[l->n++] = *s++;
+}
+
+void l_u64(struct line *l, u64 v)
+{
+	char t[24];
+	int n = 0;
+	do
+		t[n++] = (char)('0' + v % 10);
+	while (v /= 10);
+	while (n && l->n < sizeof(l->b) - 1)
+		l->b[l->n++] = t[--n];
+}
+
+void l_hex(struct line *l, u64 v)
+{
+	int i;
+	l_str(l, "0x");
+	for (i = 60; i > 0 && !(v >> i); i -= 4)
+		;
+	for (; i >= 0 && l->n < sizeof(l->b) - 1; i -= 4)
+		l->b[l->n++] = "0123456789abcdef"[(v >> i) & 15];
+}
+
+void l_emit(struct line *l)
+{
+	l->b[l->n++] = '\n';
+	con_write(l->b, l->n);
+	l->n = 0;
+}
