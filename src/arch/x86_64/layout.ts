@@ -8,6 +8,9 @@ export const BOOT_IDT_START = 0x1000;
 /** hvm_start_info (PVH and direct entry), followed by its memory map at +0x100. */
 export const START_INFO_START = 0x2000;
 export const START_INFO_MEMMAP_START = 0x2100;
+/** The hvm_modlist_entry array (the initrd), between hvm_start_info (56 bytes) and its memory map. */
+export const START_INFO_MODLIST_START = 0x2040;
+export const START_INFO_MODLIST_MAX_ENTRIES = 6;
 export const START_INFO_MEMMAP_MAX_ENTRIES = 64;
 /** Kernel command line, NUL-terminated. */
 export const CMDLINE_START = 0x3000;
