@@ -145,21 +145,26 @@ static u32 pit0_read(void)
 	return lo | (hi << 8);
 }
 
-/* Fallback: PIT channel 0 (gate always high) counting down from 0xffff, read back by latching. */
+/* Fallback: PIT channel 0 (gate always high) counting down from 0xffff, read back by latching.
+ * Each sample is stamped with the TSC midpoint around its (slow, emulated) read. ~20 ms. */
 static u64 calibrate_tsc_pit0(void)
 {
 	u32 c0, c, d = 0, loops = 0;
-	u64 t0, t1;
+	u64 a, b, t0, t1;
 	outb(0x43, 0x30); /* ch0, lo/hi, mode 0; IRQ0 stays masked */
 	outb(0x40, 0xff);
 	outb(0x40, 0xff);
+	a = rdtsc();
 	c0 = pit0_read();
-	t0 = rdtsc();
+	b = rdtsc();
+	t0 = a + (b - a) / 2;
 	do {
+		a = rdtsc();
 		c = pit0_read();
-		t1 = rdtsc();
+		b = rdtsc();
 		d = (c0 - c) & 0xffff;
-	} while (d < 11932 && ++loops < 10000000);
+	} while (d < 23864 && ++loops < 10000000);
+	t1 = a + (b - a) / 2;
 	if (!d)
 		return 0;
 	return (t1 - t0) * 1193182ULL / d / 1000;
@@ -312,6 +317,12 @@ static u64 do_syscall(struct frame *f)
 		lapic_w(0x310, (u32)f->rdi << 24);
 		lapic_w(0x300, 0x4000 | (u32)(f->rsi & 0xff));
 		return 0;
+	case SYS_WRITE: {
+		const char *b = (const char *)f->rdi;
+		u64 n = f->rsi;
+		__asm__ volatile("rep outsb" : "+S"(b), "+c"(n) : "d"(COM1) : "memory");
+		return 0;
+	}
 	case SYS_START_AP:
 		return start_ap(f->rdi, f->rsi, f->rdx);
 	}
@@ -345,6 +356,7 @@ void trap(struct frame *f)
 
 /* ---------------------------------------------------------------- boot */
 extern u8 user_stack_top[];
+int user_main(void);
 
 /* Common 64-bit init. path: 0 = direct entry (VMM tables), 1 = PVH (our tables, already in long mode). */
 __attribute__((noreturn)) void kinit(u64 start_info, u64 path)
@@ -388,5 +400,5 @@ __attribute__((noreturn)) void kinit(u64 start_info, u64 path)
 
 	lapic_enable();
 	kinfo.tsc_user = rdtsc();
-	enter_user((u64)main, (u64)user_stack_top, 0);
+	enter_user((u64)user_main, (u64)user_stack_top, 0);
 }

@@ -39,7 +39,12 @@ u64 us_to_tsc(u64 us) { return us / 1000 * kinfo.tsc_khz + us % 1000 * kinfo.tsc
 /* One port exit per line: the hypervisor may batch a string out into a single exit. */
 void con_write(const char *s, size_t n)
 {
-	if (arg_str("con") && streq(arg_str("con"), "byte")) {
+	const char *mode = arg_str("con");
+	if (mode && streq(mode, "kernel")) {
+		sys3(SYS_WRITE, (u64)s, n, 0);
+		return;
+	}
+	if (mode && streq(mode, "byte")) {
 		while (n--)
 			outb(COM1, (u8)*s++);
 		return;
@@ -83,4 +88,19 @@ void l_emit(struct line *l)
 	l->b[l->n++] = '\n';
 	con_write(l->b, l->n);
 	l->n = 0;
+}
+
+/* First CPL3 code on the BSP. fault=ud|gp|pf|de provokes an exception to test the kernel's EXC path. */
+int user_main(void)
+{
+	const char *f = arg_str("fault");
+	if (f) {
+		if (streq(f, "ud"))
+			__asm__ volatile("ud2");
+		if (streq(f, "gp"))
+			__asm__ volatile("cli");
+		if (streq(f, "pf"))
+			*(volatile u64 *)0x4000000000ULL = 1;
+	}
+	return main();
 }
