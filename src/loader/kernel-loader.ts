@@ -28,6 +28,8 @@ export interface LoadKernelOptions {
   vcpus: number;
   /** Which ELF entry to use; 'auto' prefers the swapvisor note, then PVH. Ignored for bzImages. */
   entry?: 'auto' | 'long-mode' | 'pvh';
+  /** MP table routing of ISA IRQ 0: IOAPIC pin 2 as on PCs (default; the VMM must route GSI 2 to the PIT) or pin 0. */
+  irq0ToPin2?: boolean;
 }
 
 export interface LoadedKernel {
@@ -109,6 +111,6 @@ export function loadKernel(mem: GuestMemory, image: Uint8Array, opts: LoadKernel
     throw new KernelImageError('ERR_KERNEL_FORMAT', `not an ELF or bzImage: first bytes ${firstBytes(image)}; pass a vmlinux with a PVH note, a bzImage, or a guest-kit ELF`);
   }
   // Always: Linux finds its APs and the IOAPIC through it, and a uniprocessor guest loses nothing.
-  writeMpTable(mem, { vcpus: opts.vcpus });
+  writeMpTable(mem, { vcpus: opts.vcpus, irq0ToPin2: opts.irq0ToPin2 ?? true });
   return { ...loaded, mpTableWritten: true };
 }
