@@ -70,7 +70,7 @@ describe('setupLongModeEntry', () => {
     assert.equal(s.cr0 & X86_CR0_AM, 0n);
     assert.equal(s.cr0, 0x80010033n);
     assert.equal(s.cr3, BigInt(PML4_START));
-    assert.equal(s.cr4 & X86_CR4_PAE, X86_CR4_PAE);
+    assert.equal(s.cr4, X86_CR4_PAE);
     assert.equal(s.efer, EFER_LME | EFER_LMA);
     assert.deepEqual([s.cs.selector, s.cs.type, s.cs.l, s.cs.s, s.cs.dpl, s.cs.present], [0x08, 0xb, 1, 1, 0, 1]);
     for (const seg of [s.ds, s.es, s.fs, s.gs, s.ss]) assert.deepEqual([seg.selector, seg.type, seg.s], [0x10, 0x3, 1]);

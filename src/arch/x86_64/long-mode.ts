@@ -8,7 +8,7 @@ import { gpa, type Gpa } from '../../memory/gpa.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import {
   type BootCpuState, EFER_LMA, EFER_LME, flatSegment, unusableSegment, X86_CR0_ET, X86_CR0_MP, X86_CR0_NE,
-  X86_CR0_PE, X86_CR0_PG, X86_CR0_WP, X86_CR4_OSFXSR, X86_CR4_OSXMMEXCPT, X86_CR4_PAE,
+  X86_CR0_PE, X86_CR0_PG, X86_CR0_WP, X86_CR4_PAE,
 } from './cpu-state.js';
 import {
   encodeInterruptGate64, encodeSegmentDescriptor, SEG_TYPE_CODE_XR_ACCESSED, SEG_TYPE_DATA_RW_ACCESSED,
@@ -101,7 +101,8 @@ export function longModeControlRegisters(): { cr0: bigint; cr3: bigint; cr4: big
   return {
     cr0: X86_CR0_PE | X86_CR0_MP | X86_CR0_ET | X86_CR0_NE | X86_CR0_WP | X86_CR0_PG,
     cr3: BigInt(PML4_START),
-    cr4: X86_CR4_PAE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT,
+    // PAE only: the guest kit is general-registers-only, and this is the state proven on PVM hosts.
+    cr4: X86_CR4_PAE,
     efer: EFER_LME | EFER_LMA,
   };
 }
