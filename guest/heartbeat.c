@@ -33,7 +33,6 @@ int main(void)
 	l_u64(&l, period);
 	l_str(&l, " tsc_khz=");
 	l_u64(&l, kinfo.tsc_khz);
-	l_str(&l, spin ? " mode=spin" : " mode=tick");
 	l_emit(&l);
 
 	if (spin) {

@@ -20,6 +20,9 @@ int main(void)
 	l_u64(&l, period);
 	l_str(&l, " tsc_khz=");
 	l_u64(&l, kinfo.tsc_khz);
+	l_str(&l, " tsc_src=");
+	l_u64(&l, kinfo.tsc_source);
+	l_str(&l, kinfo.timer_mode ? " timer=deadline" : " timer=periodic");
 	l_emit(&l);
 
 	sys_timer(period);

@@ -66,7 +66,9 @@ struct hvm_memmap_entry {
 /* State published by the kernel stub; everything is identity-mapped with U=1 so user code reads it directly. */
 struct kinfo {
 	u64 tsc_khz;
+	u64 tsc_source;          /* 0 = cmdline tsc_khz=, 1 = PIT ch2 (port 0x61 gate), 2 = PIT ch0 read-back, 3 = guess */
 	u64 lapic_khz;          /* LAPIC timer counts per ms (divide by 1), 0 until calibrated */
+	u64 timer_mode;         /* 0 = LAPIC periodic (calibrated against the TSC), 1 = TSC-deadline */
 	u64 boot_path;          /* 0 = direct long-mode entry, 1 = PVH */
 	u64 start_info;         /* physical address of hvm_start_info */
 	u64 tsc_boot;           /* rdtsc at kernel entry */

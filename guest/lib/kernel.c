@@ -121,18 +121,23 @@ static const char *karg(const char *key)
 static u64 calibrate_tsc_pit2(void)
 {
 	const u32 count = 11932; /* 1193182 Hz * 10 ms */
-	u64 t0, t1;
+	u64 a, b, t0;
 	u32 loops = 0;
 	outb(0x61, (u8)((inb(0x61) & ~0x02) | 0x01)); /* gate on, speaker off */
 	outb(0x43, 0xb0);                             /* ch2, lo/hi, mode 0, binary */
 	outb(0x42, count & 0xff);
-	outb(0x42, count >> 8);
-	t0 = rdtsc();
+	a = rdtsc();
+	outb(0x42, count >> 8); /* counting starts with the MSB */
+	b = rdtsc();
+	t0 = a + (b - a) / 2;
 	if (inb(0x61) & 0x20)
 		return 0; /* OUT2 already high: no working speaker port (e.g. QEMU microvm) */
-	while (!(inb(0x61) & 0x20) && ++loops < 10000000)
-		;
-	t1 = rdtsc();
+	do {
+		a = rdtsc();
+		b = inb(0x61);
+	} while (!(b & 0x20) && ++loops < 10000000);
+	b = rdtsc();
+	u64 t1 = a + (b - a) / 2;
 	return (t1 - t0) * 1193182ULL / count / 1000;
 }
 
@@ -188,13 +193,32 @@ static u64 calibrate_lapic(void)
 	return (u64)(c0 - c1) * kinfo.tsc_khz / (t1 - t0);
 }
 
+static inline void wrmsr(u32 msr, u64 v)
+{
+	__asm__ volatile("wrmsr" : : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)));
+}
+#define MSR_TSC_DEADLINE 0x6e0
+
+static u64 deadline_next, deadline_period;
+
 static u64 set_timer(u64 period_us)
 {
 	u64 cnt;
 	if (!period_us) {
 		lapic_w(0x320, 0x10000 | VEC_TIMER);
 		lapic_w(0x380, 0);
+		if (kinfo.timer_mode == 1)
+			wrmsr(MSR_TSC_DEADLINE, 0);
+		deadline_period = 0;
 		return 0;
+	}
+	if (kinfo.timer_mode == 1) {
+		/* Absolute deadlines next += period: late ticks are caught up, so the average rate is exact. */
+		deadline_period = period_us / 1000 * kinfo.tsc_khz + period_us % 1000 * kinfo.tsc_khz / 1000;
+		lapic_w(0x320, 0x40000 | VEC_TIMER);
+		deadline_next = rdtsc() + deadline_period;
+		wrmsr(MSR_TSC_DEADLINE, deadline_next);
+		return deadline_period;
 	}
 	if (!kinfo.lapic_khz)
 		kinfo.lapic_khz = calibrate_lapic();
@@ -334,6 +358,13 @@ void trap(struct frame *f)
 	switch (f->vec) {
 	case VEC_TIMER:
 		kinfo.ticks++;
+		if (deadline_period) {
+			u64 now = rdtsc();
+			deadline_next += deadline_period;
+			if ((s64)(now - deadline_next) > (s64)(100 * deadline_period))
+				deadline_next = now + deadline_period; /* paused for > 100 periods: resynchronise */
+			wrmsr(MSR_TSC_DEADLINE, deadline_next);
+		}
 		lapic_eoi();
 		return;
 	case VEC_IPI:
@@ -391,13 +422,20 @@ __attribute__((noreturn)) void kinit(u64 start_info, u64 path)
 	v = karg("tsc_khz");
 	if (v)
 		kinfo.tsc_khz = parse_u64(v, NULL);
-	if (!kinfo.tsc_khz)
+	if (!kinfo.tsc_khz && (kinfo.tsc_source = 1))
 		kinfo.tsc_khz = calibrate_tsc_pit2();
-	if (!kinfo.tsc_khz)
+	if (!kinfo.tsc_khz && (kinfo.tsc_source = 2))
 		kinfo.tsc_khz = calibrate_tsc_pit0();
-	if (!kinfo.tsc_khz)
+	if (!kinfo.tsc_khz && (kinfo.tsc_source = 3))
 		kinfo.tsc_khz = 1000000; /* no PIT at all: guess 1 GHz */
 
+	/* Timer: TSC-deadline if CPUID.1:ECX[24] says so (unless timer=periodic), else calibrated periodic. */
+	{
+		u32 a = 1, b, c = 0, d;
+		__asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+		v = karg("timer");
+		kinfo.timer_mode = ((c >> 24) & 1) && !(v && streq(v, "periodic"));
+	}
 	lapic_enable();
 	kinfo.tsc_user = rdtsc();
 	enter_user((u64)user_main, (u64)user_stack_top, 0);

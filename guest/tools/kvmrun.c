@@ -209,7 +209,7 @@ int main(int argc, char **argv)
 	ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL);
 	if (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0)
 		die("KVM_CREATE_IRQCHIP");
-	struct kvm_pit_config pit = {.flags = 0};
+	struct kvm_pit_config pit = {.flags = getenv("KVMRUN_NO_SPEAKER") ? 0 : KVM_PIT_SPEAKER_DUMMY};
 	if (ioctl(vm, KVM_CREATE_PIT2, &pit) < 0)
 		die("KVM_CREATE_PIT2");
 	ram = mmap(0, ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
