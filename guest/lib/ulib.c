@@ -36,7 +36,7 @@ u64 tsc_to_us(u64 d)
 
 u64 us_to_tsc(u64 us) { return us / 1000 * kinfo.tsc_khz + us % 1000 * kinfo.tsc_khz / 1000; }
 
-/* One port exit per line: the hypervisor may batch a string out into a single exit. */
+/* One rep outsb per line, then one LSR read. */
 void con_write(const char *s, size_t n)
 {
 	const char *mode = arg_str("con");
@@ -50,6 +50,9 @@ void con_write(const char *s, size_t n)
 		return;
 	}
 	__asm__ volatile("rep outsb" : "+S"(s), "+c"(n) : "d"(COM1) : "memory");
+	/* Wait for the transmitter once per line. A hypervisor that queues data-register writes
+	 * (KVM coalesced PIO) delivers the whole line at this one exit. */
+	(void)inb(COM1 + 5);
 }
 
 void con_puts(const char *s) { con_write(s, strlen(s)); }

@@ -30,6 +30,8 @@ export interface LoadKernelOptions {
   entry?: 'auto' | 'long-mode' | 'pvh';
   /** MP table routing of ISA IRQ 0: IOAPIC pin 2 as on PCs (default; the VMM must route GSI 2 to the PIT) or pin 0. */
   irq0ToPin2?: boolean;
+  /** Appended to the command line for direct long-mode (guest-kit) entry only, e.g. `tsc_khz=...`. */
+  longModeCmdlineSuffix?: string;
 }
 
 export interface LoadedKernel {
@@ -77,7 +79,8 @@ function loadElf(mem: GuestMemory, image: Uint8Array, opts: LoadKernelOptions): 
   if (swapvisor) {
     checkEntryInside(elf, swapvisor.entry64, 'swapvisor entry64');
     checkEntryInside(elf, swapvisor.vectorTable, 'swapvisor vector table');
-    const loadedRanges = loadElfWithStartInfo(mem, image, elf, opts);
+    const cmdline = opts.longModeCmdlineSuffix ? `${opts.cmdline} ${opts.longModeCmdlineSuffix}`.trim() : opts.cmdline;
+    const loadedRanges = loadElfWithStartInfo(mem, image, elf, { ...opts, cmdline });
     const bootCpu = setupLongModeEntry(mem, { ...swapvisor, vcpuCount: opts.vcpus });
     return { kind: 'long-mode', bootCpu, loadedRanges };
   }

@@ -1,0 +1,40 @@
+/* Shared helpers for the swapvisor native addon: argument parsing and errno errors.
+ * This addon is the only syscall layer of swapvisor. It holds no policy: every decision
+ * (what to map, which ioctl, when to run a vCPU) is made by the TypeScript above it. */
+#pragma once
+#include <node_api.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define NAPI_CALL(env, call)                                   \
+  do {                                                         \
+    if ((call) != napi_ok) {                                   \
+      napi_throw_error((env), "ERR_NATIVE", #call " failed");  \
+      return NULL;                                             \
+    }                                                          \
+  } while (0)
+
+/* Throws an Error carrying .syscall, .errno and .code (e.g. "ENOENT"). Returns NULL. */
+napi_value throw_errno(napi_env env, const char *syscall, int err);
+napi_value throw_type(napi_env env, const char *msg);
+
+bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv);
+bool arg_i32(napi_env env, napi_value v, int32_t *out);
+bool arg_i64(napi_env env, napi_value v, int64_t *out);  /* number or bigint */
+bool arg_u64(napi_env env, napi_value v, uint64_t *out); /* number or bigint */
+/* A Uint8Array/Buffer/ArrayBuffer: its data pointer and length. */
+bool arg_bytes(napi_env env, napi_value v, void **data, size_t *len);
+bool arg_string(napi_env env, napi_value v, char *buf, size_t size);
+
+napi_value make_i32(napi_env env, int32_t v);
+napi_value make_i64(napi_env env, int64_t v);
+napi_value make_u64_bigint(napi_env env, uint64_t v);
+napi_value make_undefined(napi_env env);
+
+void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb);
+
+void init_fd(napi_env env, napi_value exports);
+void init_mem(napi_env env, napi_value exports);
+void init_sock(napi_env env, napi_value exports);
+void init_vcpu_thread(napi_env env, napi_value exports);

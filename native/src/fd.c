@@ -1,0 +1,175 @@
+/* File descriptors: open/close/read/write, ioctl on buffers, eventfd, memfd, CPU affinity. */
+#include "common.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* open(path, flags) -> fd. O_CLOEXEC is always added. */
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char path[4096];
+  int32_t flags;
+  if (!get_args(env, info, 2, argv) || !arg_string(env, argv[0], path, sizeof path) || !arg_i32(env, argv[1], &flags))
+    return throw_type(env, "open(path: string, flags: number)");
+  int fd = open(path, flags | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, "open", errno);
+  return make_i32(env, fd);
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || !arg_i32(env, argv[0], &fd)) return throw_type(env, "close(fd: number)");
+  if (close(fd) < 0 && errno != EINTR) return throw_errno(env, "close", errno);
+  return make_undefined(env);
+}
+
+/* ioctl(fd, request, arg?) where arg is a byte buffer (passed by pointer), a number/bigint, or absent. */
+static napi_value js_ioctl(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd;
+  uint64_t req;
+  if (!get_args(env, info, 3, argv) || !arg_i32(env, argv[0], &fd) || !arg_u64(env, argv[1], &req))
+    return throw_type(env, "ioctl(fd: number, request: number, arg?: Uint8Array | number | bigint)");
+  napi_valuetype t;
+  napi_typeof(env, argv[2], &t);
+  unsigned long arg = 0;
+  if (t == napi_number || t == napi_bigint) {
+    uint64_t v;
+    if (!arg_u64(env, argv[2], &v)) return throw_type(env, "ioctl: bad integer argument");
+    arg = (unsigned long)v;
+  } else if (t != napi_undefined) {
+    void *data;
+    size_t len;
+    if (!arg_bytes(env, argv[2], &data, &len)) return throw_type(env, "ioctl: argument must be bytes or an integer");
+    arg = (unsigned long)data;
+  }
+  int r;
+  do {
+    r = ioctl(fd, (unsigned long)req, arg);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return throw_errno(env, "ioctl", errno);
+  return make_i32(env, r);
+}
+
+/* read(fd, buf) -> bytes read; -1 on EAGAIN. */
+static napi_value js_read(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd;
+  void *data;
+  size_t len;
+  if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &fd) || !arg_bytes(env, argv[1], &data, &len))
+    return throw_type(env, "read(fd: number, buf: Uint8Array)");
+  ssize_t n;
+  do { n = read(fd, data, len); } while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN) return make_i32(env, -1);
+  if (n < 0) return throw_errno(env, "read", errno);
+  return make_i64(env, n);
+}
+
+/* write(fd, buf) -> bytes written; -1 on EAGAIN. */
+static napi_value js_write(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd;
+  void *data;
+  size_t len;
+  if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &fd) || !arg_bytes(env, argv[1], &data, &len))
+    return throw_type(env, "write(fd: number, buf: Uint8Array)");
+  ssize_t n;
+  do { n = write(fd, data, len); } while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN) return make_i32(env, -1);
+  if (n < 0) return throw_errno(env, "write", errno);
+  return make_i64(env, n);
+}
+
+static napi_value js_eventfd(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t init, flags;
+  if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &init) || !arg_i32(env, argv[1], &flags))
+    return throw_type(env, "eventfd(initval: number, flags: number)");
+  int fd = eventfd((unsigned)init, flags | EFD_CLOEXEC);
+  if (fd < 0) return throw_errno(env, "eventfd", errno);
+  return make_i32(env, fd);
+}
+
+static napi_value js_memfd_create(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char name[250];
+  int32_t flags;
+  if (!get_args(env, info, 2, argv) || !arg_string(env, argv[0], name, sizeof name) || !arg_i32(env, argv[1], &flags))
+    return throw_type(env, "memfdCreate(name: string, flags: number)");
+  int fd = memfd_create(name, (unsigned)flags | MFD_CLOEXEC);
+  if (fd < 0) return throw_errno(env, "memfd_create", errno);
+  return make_i32(env, fd);
+}
+
+static napi_value js_ftruncate(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd;
+  int64_t size;
+  if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &fd) || !arg_i64(env, argv[1], &size))
+    return throw_type(env, "ftruncate(fd: number, size: number)");
+  if (ftruncate(fd, size) < 0) return throw_errno(env, "ftruncate", errno);
+  return make_undefined(env);
+}
+
+/* sched_setaffinity(tid, cpus: number[]); tid 0 means the calling thread. */
+static napi_value js_sched_setaffinity(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t tid;
+  bool is_array;
+  if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &tid) ||
+      napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array)
+    return throw_type(env, "schedSetaffinity(tid: number, cpus: number[])");
+  uint32_t n;
+  napi_get_array_length(env, argv[1], &n);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    int32_t cpu;
+    napi_get_element(env, argv[1], i, &el);
+    if (!arg_i32(env, el, &cpu) || cpu < 0 || cpu >= CPU_SETSIZE) return throw_type(env, "cpu index out of range");
+    CPU_SET(cpu, &set);
+  }
+  if (sched_setaffinity(tid, sizeof set, &set) < 0) return throw_errno(env, "sched_setaffinity", errno);
+  return make_undefined(env);
+}
+
+static napi_value js_sched_getaffinity(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t tid;
+  if (!get_args(env, info, 1, argv) || !arg_i32(env, argv[0], &tid)) return throw_type(env, "schedGetaffinity(tid: number)");
+  cpu_set_t set;
+  if (sched_getaffinity(tid, sizeof set, &set) < 0) return throw_errno(env, "sched_getaffinity", errno);
+  napi_value arr;
+  napi_create_array(env, &arr);
+  uint32_t k = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+    if (CPU_ISSET(cpu, &set)) napi_set_element(env, arr, k++, make_i32(env, cpu));
+  }
+  return arr;
+}
+
+static napi_value js_gettid(napi_env env, napi_callback_info info) {
+  return make_i32(env, (int32_t)syscall(SYS_gettid));
+}
+
+void init_fd(napi_env env, napi_value exports) {
+  export_fn(env, exports, "open", js_open);
+  export_fn(env, exports, "close", js_close);
+  export_fn(env, exports, "ioctl", js_ioctl);
+  export_fn(env, exports, "read", js_read);
+  export_fn(env, exports, "write", js_write);
+  export_fn(env, exports, "eventfd", js_eventfd);
+  export_fn(env, exports, "memfdCreate", js_memfd_create);
+  export_fn(env, exports, "ftruncate", js_ftruncate);
+  export_fn(env, exports, "schedSetaffinity", js_sched_setaffinity);
+  export_fn(env, exports, "schedGetaffinity", js_sched_getaffinity);
+  export_fn(env, exports, "gettid", js_gettid);
+}

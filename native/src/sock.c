@@ -1,0 +1,101 @@
+/* Unix sockets with file descriptor passing (SCM_RIGHTS): socketpair, sendmsg, recvmsg. */
+#include "common.h"
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#define MAX_FDS 64
+
+/* socketpair(type) -> [fd0, fd1], AF_UNIX, close-on-exec. */
+static napi_value js_socketpair(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t type;
+  if (!get_args(env, info, 1, argv) || !arg_i32(env, argv[0], &type)) return throw_type(env, "socketpair(type: number)");
+  int sv[2];
+  if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) < 0) return throw_errno(env, "socketpair", errno);
+  napi_value arr;
+  napi_create_array_with_length(env, 2, &arr);
+  napi_set_element(env, arr, 0, make_i32(env, sv[0]));
+  napi_set_element(env, arr, 1, make_i32(env, sv[1]));
+  return arr;
+}
+
+/* sendmsg(fd, data, fds: number[]) -> bytes sent; -1 on EAGAIN. */
+static napi_value js_sendmsg(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd;
+  void *data;
+  size_t len;
+  bool is_array;
+  if (!get_args(env, info, 3, argv) || !arg_i32(env, argv[0], &fd) || !arg_bytes(env, argv[1], &data, &len) ||
+      napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array)
+    return throw_type(env, "sendmsg(fd: number, data: Uint8Array, fds: number[])");
+  uint32_t nfds;
+  napi_get_array_length(env, argv[2], &nfds);
+  if (nfds > MAX_FDS) return throw_errno(env, "sendmsg", E2BIG);
+  int fds[MAX_FDS];
+  for (uint32_t i = 0; i < nfds; i++) {
+    napi_value el;
+    napi_get_element(env, argv[2], i, &el);
+    if (!arg_i32(env, el, &fds[i])) return throw_type(env, "sendmsg: fds must be numbers");
+  }
+  struct iovec iov = { .iov_base = data, .iov_len = len };
+  union { char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)]; struct cmsghdr align; } ctl;
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+  if (nfds > 0) {
+    memset(&ctl, 0, sizeof ctl);
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  }
+  ssize_t n;
+  do { n = sendmsg(fd, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN) return make_i32(env, -1);
+  if (n < 0) return throw_errno(env, "sendmsg", errno);
+  return make_i64(env, n);
+}
+
+/* recvmsg(fd, buf) -> { bytes, fds: number[], truncated: boolean }; bytes is -1 on EAGAIN. */
+static napi_value js_recvmsg(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd;
+  void *data;
+  size_t len;
+  if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &fd) || !arg_bytes(env, argv[1], &data, &len))
+    return throw_type(env, "recvmsg(fd: number, buf: Uint8Array)");
+  struct iovec iov = { .iov_base = data, .iov_len = len };
+  union { char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)]; struct cmsghdr align; } ctl;
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
+  ssize_t n;
+  do { n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+  napi_value result, fds;
+  napi_create_object(env, &result);
+  napi_create_array(env, &fds);
+  if (n < 0 && errno != EAGAIN) return throw_errno(env, "recvmsg", errno);
+  uint32_t k = 0;
+  if (n >= 0) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      int *p = (int *)CMSG_DATA(c);
+      for (size_t i = 0; i < count; i++) napi_set_element(env, fds, k++, make_i32(env, p[i]));
+    }
+  }
+  napi_value truncated;
+  napi_get_boolean(env, n >= 0 && (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0, &truncated);
+  napi_set_named_property(env, result, "bytes", make_i64(env, n < 0 ? -1 : n));
+  napi_set_named_property(env, result, "fds", fds);
+  napi_set_named_property(env, result, "truncated", truncated);
+  return result;
+}
+
+void init_sock(napi_env env, napi_value exports) {
+  export_fn(env, exports, "socketpair", js_socketpair);
+  export_fn(env, exports, "sendmsg", js_sendmsg);
+  export_fn(env, exports, "recvmsg", js_recvmsg);
+}

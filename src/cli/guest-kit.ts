@@ -1,0 +1,27 @@
+// Finds the guest kit's built ELFs (guest/build/<name>.elf in the package).
+
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UsageError } from './errors.js';
+
+export const GUEST_KIT = ['heartbeat', 'memcheck', 'timer', 'smp'] as const;
+export type GuestKitName = (typeof GUEST_KIT)[number];
+
+export function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    dir = path.dirname(dir);
+  }
+  throw new Error('cannot find the swapvisor package root');
+}
+
+export function guestKitPath(name: string): string {
+  if (!(GUEST_KIT as readonly string[]).includes(name)) {
+    throw new UsageError(`unknown guest "${name}": choose one of ${GUEST_KIT.join(', ')}`);
+  }
+  const file = path.join(packageRoot(), 'guest', 'build', `${name}.elf`);
+  if (!existsSync(file)) throw new UsageError(`guest "${name}" is not built (${file}): run \`npm run setup\` first`);
+  return file;
+}

@@ -1,0 +1,87 @@
+// The typed face of the native addon (native/src/*.c). Only sys/ imports this module.
+// Every function maps to one syscall (or one vCPU thread primitive) and throws a
+// NativeError carrying the syscall name and errno on failure.
+
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export interface NativeError extends Error {
+  code: string;
+  syscall: string;
+  errno: number;
+}
+
+/** An opaque handle to a native vCPU thread. */
+export type VcpuThreadHandle = { readonly __vcpuThread: unique symbol };
+
+export interface NativeAddon {
+  open(path: string, flags: number): number;
+  close(fd: number): void;
+  ioctl(fd: number, request: number, arg?: Uint8Array | number | bigint): number;
+  read(fd: number, buf: Uint8Array): number;
+  write(fd: number, buf: Uint8Array): number;
+  eventfd(initval: number, flags: number): number;
+  memfdCreate(name: string, flags: number): number;
+  ftruncate(fd: number, size: number): void;
+  schedSetaffinity(tid: number, cpus: number[]): void;
+  schedGetaffinity(tid: number): number[];
+  gettid(): number;
+  mmap(fd: number, length: number, prot: number, flags: number, offset: number): { buffer: ArrayBuffer; address: bigint };
+  munmap(buffer: ArrayBuffer): void;
+  madvise(buffer: ArrayBuffer | Uint8Array, offset: number, length: number, advice: number): void;
+  socketpair(type: number): [number, number];
+  sendmsg(fd: number, data: Uint8Array, fds: number[]): number;
+  recvmsg(fd: number, buf: Uint8Array): { bytes: number; fds: number[]; truncated: boolean };
+  vcpuThreadCreate(vcpuFd: number, onExit: (code: number) => void): VcpuThreadHandle;
+  vcpuThreadRun(handle: VcpuThreadHandle): void;
+  vcpuThreadKick(handle: VcpuThreadHandle): void;
+  vcpuThreadTid(handle: VcpuThreadHandle): number;
+  vcpuThreadDestroy(handle: VcpuThreadHandle): void;
+}
+
+export class NativeAddonMissingError extends Error {
+  readonly code = 'ERR_NATIVE_ADDON_MISSING';
+}
+
+function locateAddon(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = path.join(dir, 'native', 'build', 'Release', 'swapvisor_native.node');
+    if (existsSync(candidate)) return candidate;
+    dir = path.dirname(dir);
+  }
+  throw new NativeAddonMissingError('the native addon is not built: run `npm run build:native` (or the README set-up command)');
+}
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (!addon) {
+    const require = createRequire(import.meta.url);
+    addon = require(locateAddon()) as NativeAddon;
+  }
+  return addon;
+}
+
+export function isNativeError(e: unknown): e is NativeError {
+  return e instanceof Error && typeof (e as Partial<NativeError>).errno === 'number' && typeof (e as Partial<NativeError>).syscall === 'string';
+}
+
+// Constants from <fcntl.h>, <sys/mman.h>, <sys/socket.h>, <sys/eventfd.h>, <linux/memfd.h>.
+export const O_RDONLY = 0;
+export const O_RDWR = 2;
+export const O_NONBLOCK = 0o4000;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_POPULATE = 0x8000;
+export const MAP_NORESERVE = 0x4000;
+export const MADV_DONTNEED = 4;
+export const SOCK_STREAM = 1;
+export const SOCK_SEQPACKET = 5;
+export const SOCK_NONBLOCK = 0o4000;
+export const EFD_NONBLOCK = 0o4000;
+export const MFD_ALLOW_SEALING = 2;

@@ -1,0 +1,40 @@
+// A native thread that runs KVM_RUN for one vCPU when asked, and reports each return on the
+// main thread. See native/src/vcpu_thread.c for the kick protocol.
+
+import { type VcpuThreadHandle, native } from './native.js';
+
+/** Result of one KVM_RUN: 0 on an exit to handle, or a negative errno (-EINTR after a kick). */
+export type RunResult = number;
+
+export const EINTR = 4;
+export const EAGAIN = 11;
+export const EFAULT = 14;
+
+export class VcpuThread {
+  private handle: VcpuThreadHandle | undefined;
+
+  constructor(vcpuFd: number, onExit: (result: RunResult) => void) {
+    this.handle = native().vcpuThreadCreate(vcpuFd, onExit);
+  }
+
+  private get live(): VcpuThreadHandle {
+    if (!this.handle) throw new Error('vCPU thread used after destroy');
+    return this.handle;
+  }
+
+  /** Enters KVM_RUN once on the vCPU thread. */
+  run(): void { native().vcpuThreadRun(this.live); }
+
+  /** Interrupts KVM_RUN (or makes the next one return at once). */
+  kick(): void { native().vcpuThreadKick(this.live); }
+
+  /** The Linux thread id, for sched_setaffinity. */
+  get tid(): number { return native().vcpuThreadTid(this.live); }
+
+  destroy(): void {
+    if (this.handle) {
+      native().vcpuThreadDestroy(this.handle);
+      this.handle = undefined;
+    }
+  }
+}

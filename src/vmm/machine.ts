@@ -1,0 +1,210 @@
+// A running virtual machine: the VM fd, guest RAM in a memfd, the in-kernel irqchip and PIT,
+// the legacy devices and one thread per vCPU. Lifecycle: create → start → (pause ⇄ resume) → stop.
+// It is not the instance's VM registry (instance/) and it never talks to the API.
+
+import type { ByteSink, PioDevice } from '../devices/device.js';
+import type { Bus } from '../devices/bus.js';
+import { type LoadedKernel, loadKernel } from '../loader/kernel-loader.js';
+import { MiB } from '../memory/gpa.js';
+import * as abi from '../sys/kvm-abi.js';
+import { Kvm, type VcpuFd, type VmFd } from '../sys/kvm.js';
+import { CoalescedRing } from './coalesced-ring.js';
+import type { VcpuFault } from './exits.js';
+import { GuestRam } from './guest-ram.js';
+import { type LegacyDevices, createLegacyDevices } from './legacy-devices.js';
+import { Vcpu, type VcpuIo } from './vcpu.js';
+import { applyBootState, configureVcpu } from './vcpu-setup.js';
+import { COM1_PORT } from '../arch/x86_64/layout.js';
+import { validateMachineConfig, type MachineConfig } from './machine-config.js';
+
+export type MachineExit =
+  | { reason: 'guest-exit'; status: number }
+  | { reason: 'fault'; fault: VcpuFault }
+  | { reason: 'reset' }
+  | { reason: 'stopped' };
+
+export type MachineState = 'created' | 'running' | 'paused' | 'stopped';
+
+/** Where KVM keeps its real-mode TSS and identity map pages on Intel hosts: just below the BIOS. */
+const KVM_TSS_ADDRESS = 0xfffb_d000;
+const KVM_IDENTITY_MAP_ADDRESS = 0xfffb_c000;
+const COALESCED_POLL_MS = 20;
+const PAGE_SIZE = 4096;
+
+export interface MachineCounters {
+  unknownPortReads: number;
+  unknownPortWrites: number;
+  mmioUnhandled: number;
+}
+
+export class Machine {
+  private runState: MachineState = 'created';
+  private exitResolve!: (e: MachineExit) => void;
+  readonly exited: Promise<MachineExit>;
+  private exitInfo: MachineExit | undefined;
+  private ring: CoalescedRing | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  readonly counters: MachineCounters = { unknownPortReads: 0, unknownPortWrites: 0, mmioUnhandled: 0 };
+  readonly vcpus: Vcpu[] = [];
+  private readonly vcpuFds: VcpuFd[] = [];
+  kernel: LoadedKernel | undefined;
+  private devices!: LegacyDevices;
+  private ram: GuestRam | undefined;
+
+  private constructor(private readonly kvm: Kvm, private readonly vm: VmFd, readonly config: MachineConfig) {
+    this.exited = new Promise((resolve) => { this.exitResolve = resolve; });
+  }
+
+  /** Builds a VM ready to start: RAM, irqchip, PIT, devices, vCPUs, and the kernel loaded. */
+  static create(input: MachineConfig, consoleSink: ByteSink): Machine {
+    const config = validateMachineConfig(input);
+    const kvm = Kvm.open();
+    let m: Machine | undefined;
+    try {
+      const vm = kvm.createVm();
+      m = new Machine(kvm, vm, config);
+      m.build(consoleSink);
+      return m;
+    } catch (e) {
+      if (m) m.release();
+      else kvm.close();
+      throw e;
+    }
+  }
+
+  get state(): MachineState { return this.runState; }
+  get memory(): GuestRam { if (!this.ram) throw new Error('machine has no RAM'); return this.ram; }
+  get serial(): LegacyDevices['serial'] { return this.devices.serial; }
+  get portBus(): Bus<PioDevice> { return this.devices.bus; }
+
+  private build(consoleSink: ByteSink): void {
+    const c = this.config;
+    this.vm.setTssAddr(KVM_TSS_ADDRESS);
+    this.vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDRESS);
+    this.vm.createIrqchip();
+    this.vm.createPit2(abi.KVM_PIT_SPEAKER_DUMMY);
+    this.ram = GuestRam.create(this.vm, c.memSizeMib * MiB, `swapvisor-${c.name}`);
+    this.devices = createLegacyDevices(this.vm, {
+      console: consoleSink,
+      onReset: () => this.finish({ reason: 'reset' }),
+      onExit: (status) => this.finish({ reason: 'guest-exit', status }),
+    });
+    this.setupCoalescing();
+    const supportedCpuid = this.kvm.getSupportedCpuid();
+    const tscDeadline = this.kvm.checkExtension(abi.KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+    for (let id = 0; id < c.vcpus; id++) {
+      const fd = this.vm.createVcpu(id);
+      this.vcpuFds.push(fd);
+      configureVcpu(fd, { supportedCpuid, vcpuCount: c.vcpus, tscDeadline });
+    }
+    const boot = this.vcpuFds[0]!;
+    const tscKhz = boot.getTscKhz();
+    const kernel = loadKernel(this.ram.memory, c.kernel, {
+      cmdline: c.cmdline,
+      initrd: c.initrd,
+      vcpus: c.vcpus,
+      entry: c.entry,
+      irq0ToPin2: false,
+      longModeCmdlineSuffix: `tsc_khz=${tscKhz}`,
+    });
+    this.kernel = kernel;
+    applyBootState(boot, kernel.bootCpu);
+    for (const fd of this.vcpuFds) this.vcpus.push(new Vcpu(fd, this.vcpuIo()));
+  }
+
+  /** Writes to the UART's data register queue in KVM's ring instead of exiting one byte at a time. */
+  private setupCoalescing(): void {
+    if (!this.config.coalesceConsole || this.kvm.checkExtension(abi.KVM_CAP_COALESCED_PIO) <= 0) return;
+    // The answer is the ring's page offset inside each vCPU's mmap area (not always 1: PVM uses 2).
+    const pageOffset = this.kvm.checkExtension(abi.KVM_CAP_COALESCED_MMIO);
+    if (pageOffset <= 0 || (pageOffset + 1) * PAGE_SIZE > this.vm.vcpuMmapSize) return;
+    this.vm.registerCoalescedMmio({ addr: COM1_PORT, size: 1, pio: true });
+    this.ringPageOffset = pageOffset;
+  }
+  private ringPageOffset = 0;
+
+  private vcpuIo(): VcpuIo {
+    const bus = this.devices.bus;
+    return {
+      pioRead: (port: number, data: Uint8Array) => {
+        const hit = bus.find(port);
+        if (hit) hit.device.pioRead(hit.offset, data);
+        else { this.counters.unknownPortReads++; data.fill(0xff); }
+      },
+      pioWrite: (port: number, data: Uint8Array) => {
+        const hit = bus.find(port);
+        if (hit) hit.device.pioWrite(hit.offset, data);
+        else this.counters.unknownPortWrites++;
+      },
+      mmioRead: (_address: number, data: Uint8Array) => { this.counters.mmioUnhandled++; data.fill(0xff); },
+      mmioWrite: () => { this.counters.mmioUnhandled++; },
+      beforeExit: () => this.drainRing(),
+      fault: (fault: VcpuFault) => this.finish({ reason: 'fault', fault }),
+    };
+  }
+
+  private drainRing(): void {
+    this.ring?.drain((isPio, address, data) => {
+      const hit = isPio ? this.devices.bus.find(address) : undefined;
+      if (hit) hit.device.pioWrite(hit.offset, data);
+    });
+  }
+
+  start(): void {
+    if (this.runState !== 'created') throw new Error(`cannot start a machine that is ${this.runState}`);
+    if (this.ringPageOffset > 0) {
+      const run = this.vcpuFds[0]!.run;
+      this.ring = new CoalescedRing(run.subarray(this.ringPageOffset * PAGE_SIZE, (this.ringPageOffset + 1) * PAGE_SIZE));
+      this.pollTimer = setInterval(() => this.drainRing(), COALESCED_POLL_MS);
+      this.pollTimer.unref();
+    }
+    this.runState = 'running';
+    if (this.config.cpus) this.pin(this.config.cpus);
+    for (const v of this.vcpus) v.start();
+  }
+
+  /** Re-pins every vCPU thread; used at start and when the instance's partition changes. */
+  pin(cpus: readonly number[]): void {
+    for (const v of this.vcpus) v.pin(cpus);
+  }
+
+  async pause(): Promise<void> {
+    if (this.runState !== 'running') throw new Error(`cannot pause a machine that is ${this.runState}`);
+    await Promise.all(this.vcpus.map((v) => v.pause()));
+    this.drainRing();
+    if (this.runState === 'running') this.runState = 'paused';
+  }
+
+  resume(): void {
+    if (this.runState !== 'paused') throw new Error(`cannot resume a machine that is ${this.runState}`);
+    this.runState = 'running';
+    for (const v of this.vcpus) v.start();
+  }
+
+  /** Stops the VM for good; resolves `exited` with 'stopped' unless the guest ended first. */
+  async stop(): Promise<MachineExit> {
+    this.finish({ reason: 'stopped' });
+    return this.exited;
+  }
+
+  private finish(exit: MachineExit): void {
+    if (this.exitInfo) return;
+    this.exitInfo = exit;
+    // Called from inside an exit handler: tear down on the next turn, after the handler returns.
+    setImmediate(() => {
+      this.drainRing();
+      this.release();
+      this.exitResolve(exit);
+    });
+  }
+
+  private release(): void {
+    this.runState = 'stopped';
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    for (const v of this.vcpus) v.destroy();
+    for (const fd of this.vcpuFds) fd.close();
+    this.ram?.close();
+    this.vm.close();
+    this.kvm.close();
+  }
+}
