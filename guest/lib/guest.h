@@ -39,6 +39,7 @@ typedef unsigned long size_t;
 #define SYS_IPI 3       /* (apic_id, vector): fixed IPI */
 #define SYS_START_AP 4  /* (rip, rsp, arg): INIT-SIPI-SIPI APIC id 1, enters rip(arg) at CPL3 on rsp */
 #define SYS_WRITE 5     /* (buf, len): rep outsb to COM1 from CPL0 */
+#define SYS_CRASH 6     /* (kind): 1 = triple fault, 2 = an instruction PVM's CPL0 emulator lacks */
 
 /* hvm_start_info (PVH), also what the direct entry passes in RBX. */
 struct hvm_start_info {

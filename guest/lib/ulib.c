@@ -93,7 +93,8 @@ void l_emit(struct line *l)
 	l->n = 0;
 }
 
-/* First CPL3 code on the BSP. fault=ud|gp|pf|de provokes an exception to test the kernel's EXC path. */
+/* First CPL3 code on the BSP. fault=ud|gp|pf provokes an exception to test the kernel's EXC path;
+ * fault=triple and fault=emul crash the whole VM from CPL0, to test the hypervisor's fault reports. */
 int user_main(void)
 {
 	const char *f = arg_str("fault");
@@ -104,6 +105,10 @@ int user_main(void)
 			__asm__ volatile("cli");
 		if (streq(f, "pf"))
 			*(volatile u64 *)0x4000000000ULL = 1;
+		if (streq(f, "triple"))
+			sys3(SYS_CRASH, 1, 0, 0);
+		if (streq(f, "emul"))
+			sys3(SYS_CRASH, 2, 0, 0);
 	}
 	return main();
 }

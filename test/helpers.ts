@@ -1,0 +1,55 @@
+// Shared helpers for the integration tests: run the real swapvisor CLI as a child process, and
+// count this process's open file descriptors to catch leaks.
+
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = path.join(ROOT, 'bin', 'swapvisor.js');
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `swapvisor ...args`; kills it (by PID) if it outlives timeoutMs. */
+export function runCli(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; signalAfterMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const killer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    const signaller = opts.signalAfterMs !== undefined ? setTimeout(() => child.kill('SIGINT'), opts.signalAfterMs) : undefined;
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(killer);
+      if (signaller) clearTimeout(signaller);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+export function openFdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** Lines of `text` that start with `prefix`. */
+export function linesStartingWith(text: string, prefix: string): string[] {
+  return text.split('\n').filter((l) => l.startsWith(prefix));
+}
+
+/** Parses heartbeat lines `hb <seq> <tsc> <maxgap_us>`. */
+export function heartbeats(text: string): Array<{ seq: number; tsc: bigint; maxGapUs: number }> {
+  return linesStartingWith(text, 'hb ')
+    .filter((l) => /^hb \d+ \d+ \d+$/.test(l))
+    .map((l) => {
+      const [, seq, tsc, gap] = l.split(' ');
+      return { seq: Number(seq), tsc: BigInt(tsc!), maxGapUs: Number(gap) };
+    });
+}
