@@ -92,6 +92,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     vcpus: Number(vcpusText),
     entry,
     cpus: values.cpus !== undefined ? parseCpuList(values.cpus) : undefined,
+    kvmDevice: process.env['SWAPVISOR_KVM_DEVICE'],
   }, consoleOut);
   const onSignal = (): void => { void machine.stop(); };
   process.on('SIGINT', onSignal);

@@ -38,7 +38,13 @@ export class Kvm {
       throw e;
     }
     const kvm = new Kvm(fd);
-    const version = kvm.getApiVersion();
+    let version: number;
+    try {
+      version = kvm.getApiVersion();
+    } catch (e) {
+      kvm.close();
+      throw new KvmUnavailableError(`${path} is not a KVM device (KVM_GET_API_VERSION failed); point swapvisor at /dev/kvm`, { cause: e });
+    }
     if (version !== abi.KVM_API_VERSION) {
       kvm.close();
       throw new KvmUnavailableError(`${path} speaks KVM API version ${version}, swapvisor needs ${abi.KVM_API_VERSION}`);

@@ -16,6 +16,8 @@ export interface MachineConfig {
   entry?: 'auto' | 'long-mode' | 'pvh';
   /** Host CPUs the vCPU threads may run on. */
   cpus?: number[];
+  /** The KVM device node (default /dev/kvm). */
+  kvmDevice?: string;
   /** Queue UART data-register writes in KVM's coalesced ring (default true). */
   coalesceConsole?: boolean;
 }

@@ -58,7 +58,7 @@ export class Machine {
   /** Builds a VM ready to start: RAM, irqchip, PIT, devices, vCPUs, and the kernel loaded. */
   static create(input: MachineConfig, consoleSink: ByteSink): Machine {
     const config = validateMachineConfig(input);
-    const kvm = Kvm.open();
+    const kvm = Kvm.open(config.kvmDevice);
     let m: Machine | undefined;
     try {
       const vm = kvm.createVm();
