@@ -73,10 +73,11 @@ static napi_value js_recvmsg(napi_env env, napi_callback_info info) {
   struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
   ssize_t n;
   do { n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+  int err = n < 0 ? errno : 0; /* before any N-API call can change errno */
+  if (n < 0 && err != EAGAIN) return throw_errno(env, "recvmsg", err);
   napi_value result, fds;
   napi_create_object(env, &result);
   napi_create_array(env, &fds);
-  if (n < 0 && errno != EAGAIN) return throw_errno(env, "recvmsg", errno);
   uint32_t k = 0;
   if (n >= 0) {
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {

@@ -143,6 +143,8 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   pthread_attr_destroy(&attr);
   if (err) {
     napi_release_threadsafe_function(t->tsfn, napi_tsfn_abort);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
     free(t);
     return throw_errno(env, "pthread_create", err);
   }

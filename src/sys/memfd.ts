@@ -14,9 +14,14 @@ export interface MemfdMapping {
   readonly address: bigint;
 }
 
+/** Pre-faulting in the background goes in chunks, so a close never waits for more than one. */
+const PREFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
+
 export class Memfd {
   private readonly owned: OwnedFd;
   private mappings: MemfdMapping[] = [];
+  private prefaulting: Promise<void> | undefined;
+  private closeRequested = false;
 
   private constructor(fd: number, readonly size: number) {
     this.owned = new OwnedFd(fd);
@@ -50,7 +55,38 @@ export class Memfd {
     return m;
   }
 
-  close(): void {
+  /**
+   * Pre-faults every mapping (MADV_POPULATE_WRITE) on a libuv pool thread, chunk by chunk, while
+   * the guest already runs. Resolves when done or when close() cut it short.
+   */
+  prefaultInBackground(): Promise<void> {
+    if (this.prefaulting) return this.prefaulting;
+    const chunks = this.mappings.flatMap((m) =>
+      Array.from({ length: Math.ceil(m.size / PREFAULT_CHUNK_BYTES) }, (_, i) => ({ m, off: i * PREFAULT_CHUNK_BYTES })));
+    this.prefaulting = (async () => {
+      for (const { m, off } of chunks) {
+        if (this.closeRequested) break;
+        await new Promise<void>((resolve) => native().populateAsync(m.buffer, off, Math.min(PREFAULT_CHUNK_BYTES, m.size - off), () => resolve()));
+      }
+      this.prefaulting = undefined;
+      if (this.closeRequested) this.unmapAndClose();
+    })();
+    return this.prefaulting;
+  }
+
+  /**
+   * Unmaps and closes. If a background pre-fault chunk is in flight, that happens when it ends;
+   * the returned promise resolves once the fd is really closed.
+   */
+  close(): Promise<void> {
+    this.closeRequested = true;
+    if (this.prefaulting) return this.prefaulting;
+    this.unmapAndClose();
+    return Promise.resolve();
+  }
+
+  private unmapAndClose(): void {
+    if (this.owned.closed) return;
     for (const m of this.mappings) native().munmap(m.buffer);
     this.mappings = [];
     this.owned.close();

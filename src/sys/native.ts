@@ -31,6 +31,7 @@ export interface NativeAddon {
   mmap(fd: number, length: number, prot: number, flags: number, offset: number): { buffer: ArrayBuffer; address: bigint };
   munmap(buffer: ArrayBuffer): void;
   madvise(buffer: ArrayBuffer | Uint8Array, offset: number, length: number, advice: number): void;
+  populateAsync(buffer: ArrayBuffer, offset: number, length: number, done: (errno: number) => void): void;
   socketpair(type: number): [number, number];
   sendmsg(fd: number, data: Uint8Array, fds: number[]): number;
   recvmsg(fd: number, buf: Uint8Array): { bytes: number; fds: number[]; truncated: boolean };

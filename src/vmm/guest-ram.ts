@@ -18,19 +18,23 @@ export interface RamSlot {
 export class GuestRam {
   private constructor(readonly memfd: Memfd, readonly memory: GuestMemory, readonly slots: readonly RamSlot[]) {}
 
-  /** Creates the memfd, maps it and registers the memslots. */
-  static create(vm: VmFd, memSizeBytes: number, name: string): GuestRam {
+  /**
+   * Creates the memfd, maps it and registers the memslots. With `prefault: 'now'` every page is
+   * faulted in before this returns (MAP_POPULATE); with 'background' the caller starts
+   * prefaultInBackground() once the guest runs, which keeps boot fast.
+   */
+  static create(vm: VmFd, memSizeBytes: number, name: string, prefault: 'now' | 'background'): GuestRam {
     const memfd = Memfd.create(name, memSizeBytes);
     try {
-      return GuestRam.attach(vm, memfd);
+      return GuestRam.attach(vm, memfd, prefault);
     } catch (e) {
-      memfd.close();
+      void memfd.close();
       throw e;
     }
   }
 
   /** Maps an existing memfd (a fresh one, or one received from another instance) into `vm`. */
-  static attach(vm: VmFd, memfd: Memfd): GuestRam {
+  static attach(vm: VmFd, memfd: Memfd, prefault: 'now' | 'background'): GuestRam {
     const regions: GuestRegion[] = [];
     const slots: RamSlot[] = [];
     let fileOffset = 0;
@@ -38,7 +42,7 @@ export class GuestRam {
       for (let done = 0; done < region.size; done += MAX_MAPPING_BYTES) {
         const size = Math.min(MAX_MAPPING_BYTES, region.size - done);
         const start = region.start + done;
-        const mapping = memfd.map(fileOffset, size, { populate: true });
+        const mapping = memfd.map(fileOffset, size, { populate: prefault === 'now' });
         const slot = slots.length;
         vm.setUserMemoryRegion({ slot, flags: 0, guestPhysAddr: start, memorySize: size, userspaceAddr: mapping.address });
         slots.push({ slot, guestPhysAddr: start, size, fileOffset });
@@ -49,7 +53,12 @@ export class GuestRam {
     return new GuestRam(memfd, new GuestMemory(regions), slots);
   }
 
-  close(): void {
-    this.memfd.close();
+  prefaultInBackground(): Promise<void> {
+    return this.memfd.prefaultInBackground();
+  }
+
+  /** Resolves once the memfd is unmapped and closed. */
+  close(): Promise<void> {
+    return this.memfd.close();
   }
 }

@@ -18,6 +18,8 @@ export interface MachineConfig {
   cpus?: number[];
   /** The KVM device node (default /dev/kvm). */
   kvmDevice?: string;
+  /** Pre-fault guest RAM before the guest starts ('now') or while it runs ('background', the default). */
+  prefault?: 'now' | 'background';
   /** Queue UART data-register writes in KVM's coalesced ring (default true). */
   coalesceConsole?: boolean;
 }
@@ -46,5 +48,5 @@ export function validateMachineConfig(c: MachineConfig): MachineConfig {
       throw new MachineConfigError(`CPU list ${JSON.stringify(c.cpus)} is not valid: give host CPU numbers such as 0,1`);
     }
   }
-  return { coalesceConsole: true, entry: 'auto', ...c };
+  return { coalesceConsole: true, entry: 'auto', prefault: 'background', ...c };
 }

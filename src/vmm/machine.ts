@@ -66,7 +66,7 @@ export class Machine {
       m.build(consoleSink);
       return m;
     } catch (e) {
-      if (m) m.release();
+      if (m) void m.release();
       else kvm.close();
       throw e;
     }
@@ -83,7 +83,7 @@ export class Machine {
     this.vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDRESS);
     this.vm.createIrqchip();
     this.vm.createPit2(abi.KVM_PIT_SPEAKER_DUMMY);
-    this.ram = GuestRam.create(this.vm, c.memSizeMib * MiB, `swapvisor-${c.name}`);
+    this.ram = GuestRam.create(this.vm, c.memSizeMib * MiB, `swapvisor-${c.name}`, c.prefault ?? 'background');
     this.devices = createLegacyDevices(this.vm, {
       console: consoleSink,
       onReset: () => this.finish({ reason: 'reset' }),
@@ -161,6 +161,7 @@ export class Machine {
     this.runState = 'running';
     if (this.config.cpus) this.pin(this.config.cpus);
     for (const v of this.vcpus) v.start();
+    if (this.config.prefault === 'background') void this.memory.prefaultInBackground();
   }
 
   /** Re-pins every vCPU thread; used at start and when the instance's partition changes. */
@@ -193,18 +194,17 @@ export class Machine {
     // Called from inside an exit handler: tear down on the next turn, after the handler returns.
     setImmediate(() => {
       this.drainRing();
-      this.release();
-      this.exitResolve(exit);
+      void this.release().then(() => this.exitResolve(exit));
     });
   }
 
-  private release(): void {
+  private async release(): Promise<void> {
     this.runState = 'stopped';
     if (this.pollTimer) clearInterval(this.pollTimer);
     for (const v of this.vcpus) v.destroy();
     for (const fd of this.vcpuFds) fd.close();
-    this.ram?.close();
     this.vm.close();
     this.kvm.close();
+    await this.ram?.close();
   }
 }
