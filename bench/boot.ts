@@ -84,7 +84,7 @@ export async function runBoot(argv: string[], log: (line: string) => void): Prom
   const qemu = locateQemu(log);
   const node = process.execPath;
   const kernel = inRepo(`guest/build/${GUEST}.elf`);
-  const swapvisorSpec = { command: node, args: [inRepo('bin/swapvisor.js'), 'run', '--guest', GUEST, '--cmdline', GUEST_CMDLINE], cwd: repoRoot, timeoutMs: RUN_TIMEOUT_MS };
+  const swapvisorSpec = { command: node, args: [inRepo('bin/swapvisor.cjs'), 'run', '--guest', GUEST, '--cmdline', GUEST_CMDLINE], cwd: repoRoot, timeoutMs: RUN_TIMEOUT_MS };
   const qemuSpec = { command: qemu, args: microvmArgs({ kernel, cmdline: GUEST_CMDLINE, memSizeMib: 64, vcpus: 1 }), cwd: repoRoot, timeoutMs: RUN_TIMEOUT_MS };
   const nodeSpec = { command: node, args: ['-e', '0'], timeoutMs: RUN_TIMEOUT_MS };
 

@@ -38,6 +38,7 @@ fi
 log "compiling TypeScript"
 npx --no-install tsc -p tsconfig.json
 npx --no-install tsc -p tsconfig.pure.json
+bash scripts/bundle.sh
 
 log "building the guest kit"
 make -s -C guest

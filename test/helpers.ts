@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const CLI = path.join(ROOT, 'bin', 'swapvisor.js');
+export const CLI = path.join(ROOT, 'bin', 'swapvisor.cjs');
 
 export interface CliResult {
   code: number | null;
