@@ -16,7 +16,12 @@ if [ -z "$pkg" ]; then
   pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
 fi
 echo "fetch-debian-kernel: downloading $pkg" >&2
-(cd "$work" && apt-get download -q "$pkg" >/dev/null 2>&1)
+# A stale package list names a version the mirror no longer has: refresh once and retry.
+(cd "$work" && apt-get download -q "$pkg" >/dev/null 2>&1) || {
+  apt-get update -q >/dev/null
+  pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+  (cd "$work" && apt-get download -q "$pkg" >/dev/null 2>&1)
+}
 dpkg-deb -x "$work"/linux-image-*.deb "$work/x"
 vmlinuz=$(ls "$work"/x/boot/vmlinuz-* | head -n 1)
 
