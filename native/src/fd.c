@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -16,7 +17,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   int32_t flags;
   if (!get_args(env, info, 2, argv) || !arg_string(env, argv[0], path, sizeof path) || !arg_i32(env, argv[1], &flags))
     return throw_type(env, "open(path: string, flags: number)");
-  int fd = open(path, flags | O_CLOEXEC);
+  int fd = open(path, flags | O_CLOEXEC, 0600); /* mode applies only with O_CREAT */
   if (fd < 0) return throw_errno(env, "open", errno);
   return make_i32(env, fd);
 }
@@ -156,6 +157,21 @@ static napi_value js_sched_getaffinity(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/* flock(fd, op) -> true, or false when LOCK_NB was given and the lock is held elsewhere. */
+static napi_value js_flock(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd, op;
+  if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &fd) || !arg_i32(env, argv[1], &op))
+    return throw_type(env, "flock(fd: number, op: number)");
+  int r;
+  do { r = flock(fd, op); } while (r < 0 && errno == EINTR);
+  napi_value b;
+  if (r < 0 && errno == EWOULDBLOCK) { napi_get_boolean(env, false, &b); return b; }
+  if (r < 0) return throw_errno(env, "flock", errno);
+  napi_get_boolean(env, true, &b);
+  return b;
+}
+
 static napi_value js_gettid(napi_env env, napi_callback_info info) {
   return make_i32(env, (int32_t)syscall(SYS_gettid));
 }
@@ -172,4 +188,5 @@ void init_fd(napi_env env, napi_value exports) {
   export_fn(env, exports, "schedSetaffinity", js_sched_setaffinity);
   export_fn(env, exports, "schedGetaffinity", js_sched_getaffinity);
   export_fn(env, exports, "gettid", js_gettid);
+  export_fn(env, exports, "flock", js_flock);
 }

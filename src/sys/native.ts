@@ -28,6 +28,7 @@ export interface NativeAddon {
   schedSetaffinity(tid: number, cpus: number[]): void;
   schedGetaffinity(tid: number): number[];
   gettid(): number;
+  flock(fd: number, op: number): boolean;
   mmap(fd: number, length: number, prot: number, flags: number, offset: number): { buffer: ArrayBuffer; address: bigint };
   munmap(buffer: ArrayBuffer): void;
   madvise(buffer: ArrayBuffer | Uint8Array, offset: number, length: number, advice: number): void;
@@ -86,3 +87,7 @@ export const SOCK_SEQPACKET = 5;
 export const SOCK_NONBLOCK = 0o4000;
 export const EFD_NONBLOCK = 0o4000;
 export const MFD_ALLOW_SEALING = 2;
+export const O_CREAT = 0o100;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
