@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import type { ByteSink } from '../devices/device.js';
 import { Machine, type MachineExit } from '../vmm/machine.js';
 import { UsageError } from './errors.js';
-import { guestKitPath } from './guest-kit.js';
+import { guestKitPath } from '../instance/guest-kit.js';
 import { parseSizeMib } from './size.js';
 
 export const RUN_USAGE = `usage: swapvisor run (--guest NAME | --kernel FILE [--initrd FILE]) [--mem SIZE] [--vcpus N]

@@ -3,7 +3,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError } from './errors.js';
 
 export const GUEST_KIT = ['heartbeat', 'memcheck', 'timer', 'smp'] as const;
 export type GuestKitName = (typeof GUEST_KIT)[number];
@@ -17,11 +16,15 @@ export function packageRoot(): string {
   throw new Error('cannot find the swapvisor package root');
 }
 
+export class GuestKitError extends Error {
+  readonly code = 'ERR_GUEST_KIT';
+}
+
 export function guestKitPath(name: string): string {
   if (!(GUEST_KIT as readonly string[]).includes(name)) {
-    throw new UsageError(`unknown guest "${name}": choose one of ${GUEST_KIT.join(', ')}`);
+    throw new GuestKitError(`unknown guest "${name}": choose one of ${GUEST_KIT.join(', ')}`);
   }
   const file = path.join(packageRoot(), 'guest', 'build', `${name}.elf`);
-  if (!existsSync(file)) throw new UsageError(`guest "${name}" is not built (${file}): run \`npm run setup\` first`);
+  if (!existsSync(file)) throw new GuestKitError(`guest "${name}" is not built (${file}): run \`npm run setup\` first`);
   return file;
 }
