@@ -44,14 +44,21 @@ export class PartitionError extends Error {
 const ONLINE_CPUS = '/sys/devices/system/cpu/online';
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
-function toCpus(cpus: readonly number[] | string, what: string): number[] {
+/**
+ * Validates a CPU set given as numbers or a list string. Whole numbers that are simply not online
+ * (9999 on a 2-CPU host) get the "not online" error, which tells the user which CPUs exist.
+ */
+function toCpus(cpus: readonly number[] | string, what: string, onlinePath: string): number[] {
+  if (Array.isArray(cpus) && cpus.length > 0 && cpus.every((n) => Number.isInteger(n) && n >= 0)) checkOnline(cpus, onlinePath);
+  let set: number[];
   try {
-    const set = typeof cpus === 'string' ? parseCpuList(cpus) : normalizeCpus(cpus);
-    if (set.length === 0) throw new Error('the set is empty');
-    return set;
+    set = typeof cpus === 'string' ? parseCpuList(cpus, { allowEmpty: true }) : normalizeCpus(cpus);
   } catch (e) {
-    throw new PartitionError('ERR_PARTITION_CPUS', `${what}: ${(e as Error).message}; a partition needs at least one CPU`, { cause: e });
+    throw new PartitionError('ERR_PARTITION_CPUS', `${what}: ${(e as Error).message}`, { cause: e });
   }
+  if (set.length === 0) throw new PartitionError('ERR_PARTITION_CPUS', `${what}: the CPU set is empty; a partition needs at least one CPU`);
+  checkOnline(set, onlinePath);
+  return set;
 }
 
 export class Partition {
@@ -78,9 +85,8 @@ export class Partition {
     if (!NAME.test(options.name)) {
       throw new PartitionError('ERR_PARTITION_NAME', `partition name "${options.name}" is not valid: use 1-64 letters, digits, '.', '_' or '-'`);
     }
-    const cpus = toCpus(options.cpus, 'partition CPUs');
     const onlineCpusPath = options.onlineCpusPath ?? ONLINE_CPUS;
-    checkOnline(cpus, onlineCpusPath);
+    const cpus = toCpus(options.cpus, 'partition CPUs', onlineCpusPath);
     const budget = new MemoryBudget(options.memBudgetMib);
     const mode = options.useCgroup ?? 'auto';
     const before = cpusetOrRoot();
@@ -129,7 +135,7 @@ export class Partition {
   /** Gives up CPUs: the new set must be a non-empty subset of the current one. */
   shrink(cpus: readonly number[] | string): void {
     this.checkLive();
-    const next = toCpus(cpus, 'shrink');
+    const next = toCpus(cpus, 'shrink', this.onlineCpusPath);
     if (!isSubset(next, this.cpuSet)) {
       throw new PartitionError('ERR_PARTITION_CPUS', `cannot shrink to CPUs ${formatCpuList(next)}: not a subset of the partition's ${formatCpuList(this.cpuSet)}; use grow to add CPUs`);
     }
@@ -144,11 +150,10 @@ export class Partition {
   /** Takes more CPUs: the new set must be a superset of the current one, and online. */
   grow(cpus: readonly number[] | string): void {
     this.checkLive();
-    const next = toCpus(cpus, 'grow');
+    const next = toCpus(cpus, 'grow', this.onlineCpusPath);
     if (!isSubset(this.cpuSet, next)) {
       throw new PartitionError('ERR_PARTITION_CPUS', `cannot grow to CPUs ${formatCpuList(next)}: it drops some of the partition's ${formatCpuList(this.cpuSet)}; use shrink to give CPUs up`);
     }
-    checkOnline(next, this.onlineCpusPath);
     // Ordering requirements: widen the cpuset first; sched_setaffinity cannot reach outside it.
     this.cgroup?.setCpus(next);
     this.cpuSet = next;
@@ -196,7 +201,7 @@ function checkOnline(cpus: readonly number[], onlinePath: string): void {
   if (missing.length > 0) {
     throw new PartitionError(
       'ERR_PARTITION_CPUS',
-      `CPU ${formatCpuList(missing)} ${missing.length > 1 ? 'are' : 'is'} not online on this host (online: ${formatCpuList(online)}); pick CPUs from that list`,
+      `CPU ${missing.join(',')} ${missing.length > 1 ? 'are' : 'is'} not online on this host (online: ${formatCpuList(online)}); pick CPUs from that list`,
     );
   }
 }
