@@ -1,14 +1,32 @@
 // The swapvisor command line: dispatches subcommands and turns every error into one clear line.
 
+import { ApiCallError, DaemonNotRunningError } from './api-client.js';
+import { CONSOLE_USAGE, consoleCommand } from './console-cmd.js';
+import { DAEMON_USAGE, daemonCommand } from './daemon-cmd.js';
 import { describeError } from './errors.js';
+import { HOST_USAGE, hostCommand } from './host-cmd.js';
 import { RUN_USAGE, runCommand } from './run.js';
+import { VM_USAGE, vmCommand } from './vm-cmd.js';
 
 const USAGE = `usage: swapvisor <command> [options]
 
 commands:
   run       boot one VM in the foreground, console on stdout
+  daemon    start, stop or query the instance (swapvisord)
+  vm        create and manage VMs of the running instance
+  console   attach to a VM's console
+  host      show the instance's partition and platform record
 
-${RUN_USAGE}`;
+${RUN_USAGE}
+${DAEMON_USAGE}
+${VM_USAGE}
+${CONSOLE_USAGE}
+${HOST_USAGE}`;
+
+/** Exit codes: 0 ok, 1 the daemon refused (wrong state, not found, ...), 2 usage or input, 3 no daemon. */
+export const EXIT_API_ERROR = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_NO_DAEMON = 3;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -16,6 +34,14 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'run':
         return await runCommand(rest);
+      case 'daemon':
+        return await daemonCommand(rest);
+      case 'vm':
+        return await vmCommand(rest);
+      case 'console':
+        return await consoleCommand(rest);
+      case 'host':
+        return await hostCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -28,6 +54,8 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (e) {
     process.stderr.write(`swapvisor: error: ${describeError(e)}\n`);
-    return 2;
+    if (e instanceof DaemonNotRunningError) return EXIT_NO_DAEMON;
+    if (e instanceof ApiCallError) return e.status === 400 || e.status === 413 ? EXIT_USAGE : EXIT_API_ERROR;
+    return EXIT_USAGE;
   }
 }

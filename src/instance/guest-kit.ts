@@ -2,19 +2,10 @@
 
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from './package-info.js';
 
 export const GUEST_KIT = ['heartbeat', 'memcheck', 'timer', 'smp'] as const;
 export type GuestKitName = (typeof GUEST_KIT)[number];
-
-export function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    dir = path.dirname(dir);
-  }
-  throw new Error('cannot find the swapvisor package root');
-}
 
 export class GuestKitError extends Error {
   readonly code = 'ERR_GUEST_KIT';

@@ -8,7 +8,7 @@ import { type LoadedKernel, loadKernel } from '../loader/kernel-loader.js';
 import { MiB } from '../memory/gpa.js';
 import * as abi from '../sys/kvm-abi.js';
 import { Kvm, type VcpuFd, type VmFd } from '../sys/kvm.js';
-import { CoalescedRing } from './coalesced-ring.js';
+import { CoalescedRing, RingPoller } from './coalesced-ring.js';
 import type { VcpuFault } from './exits.js';
 import { GuestRam } from './guest-ram.js';
 import { type LegacyDevices, createLegacyDevices } from './legacy-devices.js';
@@ -28,7 +28,6 @@ export type MachineState = 'created' | 'running' | 'paused' | 'stopped';
 /** Where KVM keeps its real-mode TSS and identity map pages on Intel hosts: just below the BIOS. */
 const KVM_TSS_ADDRESS = 0xfffb_d000;
 const KVM_IDENTITY_MAP_ADDRESS = 0xfffb_c000;
-const COALESCED_POLL_MS = 20;
 const PAGE_SIZE = 4096;
 
 export interface MachineCounters {
@@ -43,7 +42,7 @@ export class Machine {
   readonly exited: Promise<MachineExit>;
   private exitInfo: MachineExit | undefined;
   private ring: CoalescedRing | undefined;
-  private pollTimer: NodeJS.Timeout | undefined;
+  private readonly drainFn = (): void => this.drainRing();
   readonly counters: MachineCounters = { unknownPortReads: 0, unknownPortWrites: 0, mmioUnhandled: 0 };
   readonly vcpus: Vcpu[] = [];
   private readonly vcpuFds: VcpuFd[] = [];
@@ -51,18 +50,21 @@ export class Machine {
   private devices!: LegacyDevices;
   private ram: GuestRam | undefined;
 
-  private constructor(private readonly kvm: Kvm, private readonly vm: VmFd, readonly config: MachineConfig) {
+  private constructor(private readonly kvm: Kvm, private readonly vm: VmFd, readonly config: MachineConfig, private readonly ringPoller: RingPoller) {
     this.exited = new Promise((resolve) => { this.exitResolve = resolve; });
   }
 
   /** Builds a VM ready to start: RAM, irqchip, PIT, devices, vCPUs, and the kernel loaded. */
-  static create(input: MachineConfig, consoleSink: ByteSink): Machine {
+  /**
+   * @param ringPoller shared by all machines of an instance; a machine created without one gets its own.
+   */
+  static create(input: MachineConfig, consoleSink: ByteSink, ringPoller: RingPoller = new RingPoller()): Machine {
     const config = validateMachineConfig(input);
     const kvm = Kvm.open(config.kvmDevice);
     let m: Machine | undefined;
     try {
       const vm = kvm.createVm();
-      m = new Machine(kvm, vm, config);
+      m = new Machine(kvm, vm, config, ringPoller);
       m.build(consoleSink);
       return m;
     } catch (e) {
@@ -155,8 +157,7 @@ export class Machine {
     if (this.ringPageOffset > 0) {
       const run = this.vcpuFds[0]!.run;
       this.ring = new CoalescedRing(run.subarray(this.ringPageOffset * PAGE_SIZE, (this.ringPageOffset + 1) * PAGE_SIZE));
-      this.pollTimer = setInterval(() => this.drainRing(), COALESCED_POLL_MS);
-      this.pollTimer.unref();
+      this.ringPoller.add(this.drainFn);
     }
     this.runState = 'running';
     if (this.config.cpus) this.pin(this.config.cpus);
@@ -200,7 +201,7 @@ export class Machine {
 
   private async release(): Promise<void> {
     this.runState = 'stopped';
-    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.ringPoller.remove(this.drainFn);
     for (const v of this.vcpus) v.destroy();
     for (const fd of this.vcpuFds) fd.close();
     this.vm.close();

@@ -21,7 +21,9 @@ export type ApiErrorCode =
   /** A bug or a host failure; the daemon's log has the cause. */
   | 'ERR_INTERNAL'
   /** The VM's memory does not fit in what is left of the partition's budget. */
-  | 'ERR_BUDGET_EXCEEDED';
+  | 'ERR_BUDGET_EXCEEDED'
+  /** The VM's kernel, initrd or guest-kit image cannot be read or booted. */
+  | 'ERR_VM_IMAGE';
 
 /** The one HTTP status each code is answered with. */
 export const API_ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = {
@@ -34,6 +36,7 @@ export const API_ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = {
   ERR_UNSUPPORTED_MEDIA_TYPE: 415,
   ERR_INTERNAL: 500,
   ERR_BUDGET_EXCEEDED: 507,
+  ERR_VM_IMAGE: 400,
 };
 
 /** The JSON body of every error response (schema `Error`). */

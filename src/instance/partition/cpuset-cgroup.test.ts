@@ -46,7 +46,7 @@ describe('CpusetCgroup', { skip: CPUSET_MOUNTED ? false : 'no cgroup v1 cpuset o
       await cg.destroy();
     }
     assert.ok(!existsSync(cg.path), 'the cgroup directory is gone');
-    assert.ok(existsSync(`${CPUSET_ROOT}/swapvisor`), 'the shared parent stays');
+    assert.ok(!existsSync(`${CPUSET_ROOT}/swapvisor`), 'the last instance out removes the shared parent too');
     assert.equal(cpusetPath(), '/');
     assert.deepEqual(distinctAffinities(), ['0,1'], 'back in the root cpuset, the kernel widened affinity again');
     await cg.destroy(); // idempotent

@@ -102,7 +102,14 @@ export class CpusetCgroup {
     const cg = new CpusetCgroup(name, root, dir, prefix);
     cg.ensureParent(cpus);
     try {
-      mkdirSync(dir);
+      try {
+        mkdirSync(dir);
+      } catch (e) {
+        // The last other instance removed the shared parent just now: make it again, once.
+        if (errnoOf(e) !== 'ENOENT') throw e;
+        cg.ensureParent(cpus);
+        mkdirSync(dir);
+      }
     } catch (e) {
       if (errnoOf(e) !== 'EEXIST') throw new CgroupError('ERR_CGROUP_WRITE', `cannot create cgroup ${dir}: ${(e as Error).message}`, { cause: e });
       // A leftover from an instance that died: reuse it only if nothing runs in it.
@@ -201,6 +208,13 @@ export class CpusetCgroup {
       }
     }
     this.destroyed = true;
+    // The last instance out also removes the shared parent; while another instance (the other side of
+    // a swap) still has its child there, rmdir fails with EBUSY and the parent stays.
+    try {
+      rmdirSync(path.dirname(this.path));
+    } catch {
+      // busy or already gone: either is fine
+    }
   }
 
   private checkLive(): void {

@@ -1,0 +1,12 @@
+// Structured JSON-line logging for the daemon (pino): to the state dir's daemon.log, and in the
+// foreground to stdout as well, for supervisors such as systemd that collect it.
+
+import { destination, multistream, pino, stdTimeFunctions, type Logger } from 'pino';
+
+export type { Logger };
+
+export function createLogger(logPath: string, foreground: boolean): Logger {
+  const file = destination({ dest: logPath, mkdir: true, sync: true });
+  const streams = foreground ? multistream([{ stream: file }, { stream: process.stdout }]) : file;
+  return pino({ base: { pid: process.pid }, timestamp: stdTimeFunctions.isoTime }, streams);
+}

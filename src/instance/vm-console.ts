@@ -1,0 +1,102 @@
+// One VM's console stream: what the guest writes to its UART goes to an in-memory tail, a log
+// file in the state dir, and every attached client; what clients send goes to the guest's input.
+
+import { closeSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import type { ByteSink } from '../devices/device.js';
+
+const TAIL_BYTES = 1024 * 1024;
+const LOG_ROTATE_BYTES = 16 * 1024 * 1024;
+
+export interface ConsoleClient {
+  write(bytes: Uint8Array): void;
+}
+
+export class VmConsole implements ByteSink {
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
+  private pending: Buffer[] = [];
+  private flushScheduled = false;
+  private logFd: number | undefined;
+  private logBytes = 0;
+  private readonly clients = new Set<ConsoleClient>();
+  bytesOut = 0;
+  bytesIn = 0;
+  private input: ((bytes: Uint8Array) => void) | undefined;
+
+  constructor(private readonly logPath: string) {
+    this.logFd = openSync(logPath, 'a', 0o600);
+    try {
+      this.logBytes = statSync(logPath).size;
+    } catch {
+      this.logBytes = 0;
+    }
+  }
+
+  /** Guest output (called from the UART model; the bytes are only valid during the call). */
+  write(bytes: Uint8Array): void {
+    const copy = Buffer.from(bytes);
+    this.bytesOut += copy.byteLength;
+    this.pending.push(copy);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Hands pending output to the tail, the log and the clients; one write each per event-loop turn. */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0) return;
+    const chunk = Buffer.concat(this.pending);
+    this.pending = [];
+    this.tail.push(chunk);
+    this.tailBytes += chunk.byteLength;
+    while (this.tailBytes > TAIL_BYTES && this.tail.length > 1) this.tailBytes -= this.tail.shift()!.byteLength;
+    this.appendLog(chunk);
+    for (const c of this.clients) c.write(chunk);
+  }
+
+  private appendLog(chunk: Buffer): void {
+    if (this.logFd === undefined) return;
+    if (this.logBytes + chunk.byteLength > LOG_ROTATE_BYTES) {
+      closeSync(this.logFd);
+      renameSync(this.logPath, `${this.logPath}.1`);
+      this.logFd = openSync(this.logPath, 'a', 0o600);
+      this.logBytes = 0;
+    }
+    writeSync(this.logFd, chunk);
+    this.logBytes += chunk.byteLength;
+  }
+
+  /** The last `maxBytes` of output (from memory: this run's output, up to 1 MiB). */
+  readTail(maxBytes: number): Buffer {
+    this.flush();
+    const all = Buffer.concat(this.tail);
+    return all.subarray(Math.max(0, all.byteLength - maxBytes));
+  }
+
+  /** Where client input goes; set while a machine runs, cleared when it stops. */
+  connectInput(input: ((bytes: Uint8Array) => void) | undefined): void {
+    this.input = input;
+  }
+
+  sendInput(bytes: Uint8Array): void {
+    this.bytesIn += bytes.byteLength;
+    this.input?.(bytes);
+  }
+
+  attach(client: ConsoleClient): () => void {
+    this.clients.add(client);
+    return () => this.clients.delete(client);
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  close(): void {
+    this.flush();
+    if (this.logFd !== undefined) closeSync(this.logFd);
+    this.logFd = undefined;
+  }
+}

@@ -1,0 +1,82 @@
+// The instance's VMs by name: create (stored atomically before anything runs), look up, remove,
+// and on daemon start the reload of stored definitions, which names the VMs a crash lost.
+
+import { InstanceError } from './errors.js';
+import type { StateDir, StoredVm } from './state-dir.js';
+import type { VmConfig } from './vm-config.js';
+import { VmConsole } from './vm-console.js';
+import { InstanceVm, type VmHost, type VmState } from './vm.js';
+
+export interface ReloadReport {
+  loaded: number;
+  lost: string[];
+  unreadable: Array<{ file: string; reason: string }>;
+}
+
+export class VmRegistry {
+  private readonly vms = new Map<string, InstanceVm>();
+
+  constructor(private readonly stateDir: StateDir, private readonly host: Omit<VmHost, 'persist'>) {}
+
+  private vmHost(): VmHost {
+    return { ...this.host, persist: (vm) => this.persist(vm) };
+  }
+
+  private persist(vm: InstanceVm): void {
+    const stored: StoredVm<VmConfig> = {
+      formatVersion: 1, name: vm.name, config: vm.config, createdAt: vm.createdAt,
+      runState: vm.persistedState, updatedAt: new Date().toISOString(),
+    };
+    this.stateDir.saveVm(stored);
+  }
+
+  /** Loads stored VMs. Those last written down as running or paused were lost with the previous daemon. */
+  reload(): ReloadReport {
+    const { vms, unreadable } = this.stateDir.loadVms<VmConfig>();
+    const lost: string[] = [];
+    for (const v of vms) {
+      const wasRunning = v.runState === 'running' || v.runState === 'paused';
+      const state: VmState = wasRunning ? 'lost' : v.runState;
+      if (wasRunning) lost.push(v.name);
+      const vm = new InstanceVm(v.config, v.createdAt, state, new VmConsole(this.stateDir.consoleLogPath(v.name)), this.vmHost());
+      this.vms.set(v.name, vm);
+      if (wasRunning) this.persist(vm);
+    }
+    return { loaded: vms.length, lost, unreadable };
+  }
+
+  create(config: VmConfig): InstanceVm {
+    if (this.vms.has(config.name)) throw new InstanceError('ERR_VM_EXISTS', `a VM named ${config.name} already exists; pick another name or remove it first`);
+    const vm = new InstanceVm(config, new Date().toISOString(), 'created', new VmConsole(this.stateDir.consoleLogPath(config.name)), this.vmHost());
+    this.persist(vm);
+    this.vms.set(config.name, vm);
+    return vm;
+  }
+
+  get(name: string): InstanceVm {
+    const vm = this.vms.get(name);
+    if (!vm) throw new InstanceError('ERR_NOT_FOUND', `no VM named ${name}; list them with swapvisor vm ls`);
+    return vm;
+  }
+
+  list(): InstanceVm[] {
+    return [...this.vms.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async remove(name: string, force: boolean): Promise<void> {
+    const vm = this.get(name);
+    if (vm.state === 'running' || vm.state === 'paused' || vm.state === 'starting') {
+      if (!force) throw new InstanceError('ERR_VM_STATE', `VM ${name} is ${vm.state}; stop it first or remove it with force`);
+      await vm.stop();
+    }
+    vm.console.close();
+    this.vms.delete(name);
+    this.stateDir.removeVm(name);
+  }
+
+  /** Stops every running VM (daemon shutdown). Their stored state becomes 'stopped'. */
+  async stopAll(): Promise<void> {
+    await Promise.all(this.list().filter((vm) => vm.state === 'running' || vm.state === 'paused').map((vm) => vm.stop().catch(() => undefined)));
+    for (const vm of this.list()) vm.console.close();
+  }
+}

@@ -1,0 +1,168 @@
+// One VM owned by the instance: its stored definition, its console, and while it runs its Machine.
+// States: created → running ⇄ paused → stopped | crashed; 'lost' marks a VM that was running when a
+// previous daemon died. A VM can be started again from stopped, crashed or lost.
+
+import type { VcpuFault } from '../vmm/exits.js';
+import { Machine, type MachineExit } from '../vmm/machine.js';
+import type { RingPoller } from '../vmm/coalesced-ring.js';
+import { InstanceError } from './errors.js';
+import type { PersistedRunState } from './state-dir.js';
+import { type VmConfig, machineConfigFor } from './vm-config.js';
+import { VmConsole } from './vm-console.js';
+
+export type VmState = 'created' | 'starting' | 'running' | 'paused' | 'stopped' | 'crashed' | 'lost';
+
+export interface VmExitInfo {
+  reason: 'guest-exit' | 'fault' | 'reset' | 'stopped' | 'lost';
+  status: number | null;
+  detail: string | null;
+  rip: string | null;
+}
+
+export interface VmInfo {
+  name: string;
+  state: VmState;
+  config: VmConfig;
+  memMib: number;
+  vcpus: Array<{ id: number; tid: number | null; exits: number }>;
+  createdAt: string;
+  startedAt: string | null;
+  uptimeSec: number | null;
+  exit: VmExitInfo | null;
+  console: { bytesOut: number; bytesIn: number };
+}
+
+export interface VmHost {
+  /** Drains every VM's coalesced console ring from one timer. */
+  ringPoller: RingPoller;
+  /** The partition's CPUs, for pinning vCPU threads. */
+  cpus(): readonly number[];
+  reserveMemory(name: string, mib: number): void;
+  releaseMemory(name: string): void;
+  /** Called after every state change, so the state dir always holds the last known state. */
+  persist(vm: InstanceVm): void;
+  log(event: string, fields: Record<string, unknown>): void;
+}
+
+const STARTABLE: readonly VmState[] = ['created', 'stopped', 'crashed', 'lost'];
+
+export class InstanceVm {
+  private machine: Machine | undefined;
+  private runState: VmState;
+  private startedAtMs: number | undefined;
+  private exitInfo: VmExitInfo | null = null;
+  /** Totals over earlier runs, so counters stay monotonic for /metrics. */
+  readonly totals = { exits: 0, pauses: 0, pauseNs: 0n };
+
+  constructor(readonly config: VmConfig, readonly createdAt: string, initial: VmState, readonly console: VmConsole, private readonly host: VmHost) {
+    this.runState = initial;
+    if (initial === 'lost') this.exitInfo = { reason: 'lost', status: null, detail: 'the daemon that ran this VM died', rip: null };
+  }
+
+  get name(): string { return this.config.name; }
+  get state(): VmState { return this.runState; }
+  get running(): Machine | undefined { return this.machine; }
+
+  /** The state written to disk. */
+  get persistedState(): PersistedRunState {
+    return this.runState === 'starting' ? 'running' : this.runState;
+  }
+
+  start(): void {
+    if (!STARTABLE.includes(this.runState)) throw new InstanceError('ERR_VM_STATE', `VM ${this.name} is ${this.runState}; only a created, stopped, crashed or lost VM can be started`);
+    const config = machineConfigFor(this.config, this.host.cpus());
+    this.host.reserveMemory(this.name, this.config.memMib);
+    let machine: Machine;
+    try {
+      machine = Machine.create(config, this.console, this.host.ringPoller);
+    } catch (e) {
+      this.host.releaseMemory(this.name);
+      throw e;
+    }
+    this.machine = machine;
+    this.console.connectInput((bytes) => machine.serial.enqueueInput(bytes));
+    machine.start();
+    this.runState = 'running';
+    this.startedAtMs = Date.now();
+    this.exitInfo = null;
+    this.host.persist(this);
+    this.host.log('vm.started', { vm: this.name, vcpus: config.vcpus, memMib: config.memSizeMib, tids: machine.vcpus.map((v) => v.tid) });
+    void machine.exited.then((exit) => this.onExit(machine, exit));
+  }
+
+  async pause(): Promise<void> {
+    const m = this.requireMachine('running', 'paused');
+    const t0 = process.hrtime.bigint();
+    await m.pause();
+    this.totals.pauses++;
+    this.totals.pauseNs += process.hrtime.bigint() - t0;
+    if (this.machine === m && m.state === 'paused') this.runState = 'paused';
+    this.host.persist(this);
+  }
+
+  resume(): void {
+    const m = this.requireMachine('paused', 'resumed');
+    m.resume();
+    this.runState = 'running';
+    this.host.persist(this);
+  }
+
+  /** Stops the guest; resolves once the machine has released everything. */
+  async stop(): Promise<void> {
+    if (!this.machine || (this.runState !== 'running' && this.runState !== 'paused')) {
+      throw new InstanceError('ERR_VM_STATE', `VM ${this.name} is ${this.runState}; only a running or paused VM can be stopped`);
+    }
+    const m = this.machine;
+    await m.stop();
+    // onExit has run by now (exited resolved first).
+  }
+
+  private requireMachine(want: VmState, verb: string): Machine {
+    if (this.runState !== want || !this.machine) {
+      throw new InstanceError('ERR_VM_STATE', `VM ${this.name} is ${this.runState}; only a ${want} VM can be ${verb}`);
+    }
+    return this.machine;
+  }
+
+  private onExit(machine: Machine, exit: MachineExit): void {
+    if (this.machine !== machine) return;
+    this.totals.exits += machine.vcpus.reduce((n, v) => n + v.counters.exits, 0);
+    this.machine = undefined;
+    this.console.connectInput(undefined);
+    this.console.flush();
+    this.host.releaseMemory(this.name);
+    this.exitInfo = describeExit(exit);
+    this.runState = exit.reason === 'fault' ? 'crashed' : 'stopped';
+    this.host.persist(this);
+    this.host.log(exit.reason === 'fault' ? 'vm.crashed' : 'vm.stopped', { vm: this.name, ...this.exitInfo });
+  }
+
+  info(): VmInfo {
+    const m = this.machine;
+    return {
+      name: this.name,
+      state: this.runState,
+      config: this.config,
+      memMib: this.config.memMib,
+      vcpus: m ? m.vcpus.map((v) => ({ id: v.id, tid: v.state === 'stopped' ? null : v.tid, exits: v.counters.exits })) : [],
+      createdAt: this.createdAt,
+      startedAt: this.startedAtMs !== undefined && m ? new Date(this.startedAtMs).toISOString() : null,
+      uptimeSec: this.startedAtMs !== undefined && m ? (Date.now() - this.startedAtMs) / 1000 : null,
+      exit: this.exitInfo,
+      console: { bytesOut: this.console.bytesOut, bytesIn: this.console.bytesIn },
+    };
+  }
+}
+
+function describeExit(exit: MachineExit): VmExitInfo {
+  switch (exit.reason) {
+    case 'guest-exit': return { reason: 'guest-exit', status: exit.status, detail: null, rip: null };
+    case 'reset': return { reason: 'reset', status: null, detail: 'the guest requested a reset', rip: null };
+    case 'stopped': return { reason: 'stopped', status: null, detail: null, rip: null };
+    case 'fault': return faultInfo(exit.fault);
+  }
+}
+
+function faultInfo(f: VcpuFault): VmExitInfo {
+  return { reason: 'fault', status: null, detail: `${f.kind} on vCPU ${f.vcpu}: ${f.detail}`, rip: f.rip === undefined ? null : `0x${f.rip.toString(16)}` };
+}
