@@ -35,9 +35,11 @@ function table(header: string[], rows: string[][], indent = '  '): string[] {
   return [line(header), ...rows.map(line)];
 }
 
+/** The largest unit that states the size exactly, else the largest that fits, to one decimal. */
 function sizeText(bytes: bigint): string {
   const units: Array<[string, bigint]> = [['GiB', 1n << 30n], ['MiB', 1n << 20n], ['KiB', 1n << 10n]];
-  for (const [u, n] of units) if (bytes >= n) return `${(Number(bytes) / Number(n)).toFixed(bytes % n === 0n ? 0 : 1)} ${u}`;
+  for (const [u, n] of units) if (bytes >= n && bytes % n === 0n) return `${bytes / n} ${u}`;
+  for (const [u, n] of units) if (bytes >= n) return `${(Number(bytes) / Number(n)).toFixed(1)} ${u}`;
   return `${bytes} B`;
 }
 
@@ -88,6 +90,21 @@ function numaLines(r: PlatformRecord): string[] {
   ]))];
 }
 
+/** `label` then the words, wrapped at about 100 columns with continuation lines indented. */
+function wrapWords(label: string, words: readonly string[]): string[] {
+  if (words.length === 0) return [`${label} none`];
+  const lines: string[] = [];
+  let line = label;
+  for (const w of words) {
+    if (line.length + 1 + w.length > 100 && line.trim() !== label.trim()) {
+      lines.push(line);
+      line = '   ';
+    }
+    line += ` ${w}`;
+  }
+  return [...lines, line];
+}
+
 function kvmLines(r: PlatformRecord): string[] {
   const k = r.kvm;
   if (!k.device.present) return [`KVM: module ${k.module}, device ${absent(k.device)}`];
@@ -96,8 +113,8 @@ function kvmLines(r: PlatformRecord): string[] {
   const lack = d.caps.filter((c) => c.value === 0).map((c) => c.name);
   return [
     `KVM: module ${k.module}, ${d.path}, API version ${d.apiVersion}, vCPU mmap ${d.vcpuMmapSize} bytes, ${d.supportedCpuid.length} CPUID entries, ${d.msrIndexList.length} MSRs`,
-    `  capabilities present: ${have.join(' ') || 'none'}`,
-    `  capabilities absent: ${lack.join(' ') || 'none'}`,
+    ...wrapWords('  capabilities present:', have),
+    ...wrapWords('  capabilities absent:', lack),
   ];
 }
 
