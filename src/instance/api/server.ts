@@ -119,7 +119,11 @@ export function createApiServer(ctx: ApiContext): Server {
     attachConsole(ctx, req, socket, head);
   });
   upgraded.set(server, consoles);
-  server.on('clientError', (_e, socket) => { if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'); });
+  server.on('clientError', (e: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable) return;
+    const body = JSON.stringify({ error: { code: 'ERR_VALIDATION', message: `malformed HTTP request (${e.code ?? 'parse error'}); send HTTP/1.1 with JSON bodies` } });
+    socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
   return server;
