@@ -21,7 +21,7 @@ export class DaemonHarness {
 
   get socket(): string { return path.join(this.stateDir, 'api.sock'); }
 
-  cli(args: string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+  cli(args: string[], opts: { timeoutMs?: number; signalAfterMs?: number } = {}): Promise<CliResult> {
     return runCli([...args, ...(args[0] === 'run' ? [] : ['--state-dir', this.stateDir])], opts);
   }
 

@@ -160,6 +160,17 @@ test('console attach streams guest output and sends input', async () => {
   await h.http('DELETE', '/v1/vms/con?force=true');
 });
 
+test('swapvisor console streams a VM console until interrupted', async () => {
+  assert.equal((await h.http('POST', '/v1/vms', { name: 'cli-con', guest: 'heartbeat', memMib: 16, autostart: true })).status, 201);
+  const r = await h.cli(['console', 'cli-con'], { signalAfterMs: 700 });
+  assert.equal(r.code, 130, r.stderr);
+  assert.ok((r.stdout.match(/^hb \d+ \d+ \d+$/gm) ?? []).length >= 3, r.stdout);
+  const missing = await h.cli(['console', 'ghost']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /^swapvisor: error: no VM named ghost/m);
+  await h.http('DELETE', '/v1/vms/cli-con?force=true');
+});
+
 test('metrics are in the Prometheus text format', async () => {
   assert.equal((await h.http('POST', '/v1/vms', { name: 'met', guest: 'heartbeat', memMib: 16, autostart: true })).status, 201);
   await sleep(100);
