@@ -2,19 +2,22 @@
 // JSON result on stdout. Progress goes to stderr. It holds no measurement logic of its own.
 
 import { BOOT_USAGE, runBoot } from './boot.js';
+import { DENSITY_USAGE, runDensity } from './density.js';
 import { BenchUsageError } from './errors.js';
 
 type Bench = (argv: string[], log: (line: string) => void) => Promise<Record<string, unknown>>;
 
-/** Benchmarks by name. density, swap and io will join here. */
-const BENCHES: ReadonlyMap<string, Bench> = new Map([['boot', runBoot]]);
+/** Benchmarks by name. swap and io will join here. */
+const BENCHES: ReadonlyMap<string, Bench> = new Map([['boot', runBoot], ['density', runDensity]]);
 
 const USAGE = `usage: npm run bench -- <benchmark> [options]
 
 benchmarks:
   boot      spawn → first console byte, swapvisor vs QEMU microvm
+  density   N heartbeat VMs in one daemon: create rate, time to all heartbeating, memory per VM, vs QEMU
 
-${BOOT_USAGE}`;
+${BOOT_USAGE}
+${DENSITY_USAGE}`;
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
