@@ -4,10 +4,10 @@
 
 import { Bus } from '../devices/bus.js';
 import type { ByteSink, IrqLine, PioDevice } from '../devices/device.js';
-import { CmosRtc } from '../devices/legacy/cmos-rtc.js';
-import { DebugExit } from '../devices/legacy/debug-exit.js';
-import { I8042 } from '../devices/legacy/i8042.js';
-import { Serial16550 } from '../devices/legacy/serial-16550.js';
+import { CmosRtc, type CmosRtcState } from '../devices/legacy/cmos-rtc.js';
+import { DebugExit, type DebugExitState } from '../devices/legacy/debug-exit.js';
+import { I8042, type I8042State } from '../devices/legacy/i8042.js';
+import { Serial16550, type Serial16550State } from '../devices/legacy/serial-16550.js';
 import { CMOS_PORT, COM1_IRQ, COM1_PORT, DEBUG_EXIT_PORT, I8042_PORT } from '../arch/x86_64/layout.js';
 import type { VmFd } from '../sys/kvm.js';
 
@@ -42,11 +42,39 @@ const emptyPorts: PioDevice = {
   pioWrite: () => {},
 };
 
+/** The saved state of every legacy device, keyed by the ids the state format uses. */
+export interface LegacyDeviceStates {
+  serial0: Serial16550State;
+  i8042: I8042State;
+  rtc: CmosRtcState;
+  debugExit: DebugExitState;
+}
+
 export function createLegacyDevices(vm: VmFd, ev: LegacyDeviceEvents): LegacyDevices {
-  const serial = new Serial16550({ irq: isaIrqLine(vm, COM1_IRQ), sink: ev.console });
-  const i8042 = new I8042({ onReset: ev.onReset });
-  const rtc = new CmosRtc({ clock: { nowMs: () => Date.now() } });
-  const debugExit = new DebugExit({ onExit: ev.onExit });
+  const a = deviceArgs(vm, ev);
+  return placeOnBus(new Serial16550(a.serial), new I8042(a.i8042), new CmosRtc(a.rtc), new DebugExit(a.debugExit));
+}
+
+/** Recreates the devices from saved state, wired to this VM's IRQ lines and this instance's sinks. */
+export function restoreLegacyDevices(vm: VmFd, ev: LegacyDeviceEvents, s: LegacyDeviceStates): LegacyDevices {
+  const a = deviceArgs(vm, ev);
+  return placeOnBus(Serial16550.restore(a.serial, s.serial0), I8042.restore(a.i8042, s.i8042), CmosRtc.restore(a.rtc, s.rtc), DebugExit.restore(a.debugExit, s.debugExit));
+}
+
+export function saveLegacyDevices(d: LegacyDevices): LegacyDeviceStates {
+  return { serial0: d.serial.saveState(), i8042: d.i8042.saveState(), rtc: d.rtc.saveState(), debugExit: d.debugExit.saveState() };
+}
+
+function deviceArgs(vm: VmFd, ev: LegacyDeviceEvents) {
+  return {
+    serial: { irq: isaIrqLine(vm, COM1_IRQ), sink: ev.console },
+    i8042: { onReset: ev.onReset },
+    rtc: { clock: { nowMs: () => Date.now() } },
+    debugExit: { onExit: ev.onExit },
+  };
+}
+
+function placeOnBus(serial: Serial16550, i8042: I8042, rtc: CmosRtc, debugExit: DebugExit): LegacyDevices {
   const bus = new Bus<PioDevice>();
   bus.insert('serial0', COM1_PORT, 8, serial);
   bus.insert('i8042', I8042_PORT, 5, i8042);

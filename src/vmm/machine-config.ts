@@ -32,7 +32,7 @@ export class MachineConfigError extends Error {
   readonly code = 'ERR_VM_CONFIG';
 }
 
-export function validateMachineConfig(c: MachineConfig): MachineConfig {
+export function validateMachineConfig(c: MachineConfig, opts: { needKernel: boolean } = { needKernel: true }): MachineConfig {
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(c.name)) {
     throw new MachineConfigError(`VM name "${c.name}" is not valid: use 1-64 letters, digits, '.', '_' or '-'`);
   }
@@ -42,7 +42,7 @@ export function validateMachineConfig(c: MachineConfig): MachineConfig {
   if (!Number.isInteger(c.vcpus) || c.vcpus < 1 || c.vcpus > MAX_VCPUS) {
     throw new MachineConfigError(`vCPU count ${c.vcpus} is out of range: use 1 to ${MAX_VCPUS}`);
   }
-  if (c.kernel.byteLength === 0) throw new MachineConfigError('the kernel image is empty: pass a guest-kit ELF, a PVH vmlinux or a bzImage');
+  if (opts.needKernel && c.kernel.byteLength === 0) throw new MachineConfigError('the kernel image is empty: pass a guest-kit ELF, a PVH vmlinux or a bzImage');
   if (c.cpus) {
     if (c.cpus.length === 0 || c.cpus.some((n) => !Number.isInteger(n) || n < 0 || n > 1023)) {
       throw new MachineConfigError(`CPU list ${JSON.stringify(c.cpus)} is not valid: give host CPU numbers such as 0,1`);

@@ -11,11 +11,13 @@ import { Kvm, type VcpuFd, type VmFd } from '../sys/kvm.js';
 import { CoalescedRing, RingPoller } from './coalesced-ring.js';
 import type { VcpuFault } from './exits.js';
 import { GuestRam } from './guest-ram.js';
-import { type LegacyDevices, createLegacyDevices } from './legacy-devices.js';
+import { type LegacyDeviceEvents, type LegacyDevices, type LegacyDeviceStates, createLegacyDevices, restoreLegacyDevices, saveLegacyDevices } from './legacy-devices.js';
+import { type KvmVmSnapshot, applyKvmState, captureKvmState } from './snapshot.js';
+import type { Memfd } from '../sys/memfd.js';
 import { Vcpu, type VcpuIo } from './vcpu.js';
 import { applyBootState, configureVcpu } from './vcpu-setup.js';
 import { COM1_PORT } from '../arch/x86_64/layout.js';
-import { validateMachineConfig, type MachineConfig } from './machine-config.js';
+import { MachineConfigError, validateMachineConfig, type MachineConfig } from './machine-config.js';
 
 export type MachineExit =
   | { reason: 'guest-exit'; status: number }
@@ -24,6 +26,12 @@ export type MachineExit =
   | { reason: 'stopped' };
 
 export type MachineState = 'created' | 'running' | 'paused' | 'stopped';
+
+/** Everything needed to resume a machine elsewhere, except guest RAM (a memfd) and host fds. */
+export interface MachineSnapshot {
+  kvm: KvmVmSnapshot;
+  devices: LegacyDeviceStates;
+}
 
 /** Where KVM keeps its real-mode TSS and identity map pages on Intel hosts: just below the BIOS. */
 const KVM_TSS_ADDRESS = 0xfffb_d000;
@@ -47,6 +55,7 @@ export class Machine {
   readonly vcpus: Vcpu[] = [];
   private readonly vcpuFds: VcpuFd[] = [];
   kernel: LoadedKernel | undefined;
+  private consoleSink: ByteSink | undefined;
   private devices!: LegacyDevices;
   private ram: GuestRam | undefined;
 
@@ -54,18 +63,38 @@ export class Machine {
     this.exited = new Promise((resolve) => { this.exitResolve = resolve; });
   }
 
-  /** Builds a VM ready to start: RAM, irqchip, PIT, devices, vCPUs, and the kernel loaded. */
   /**
+   * Builds a VM ready to boot: RAM, irqchip, PIT, devices, vCPUs, and the kernel loaded.
    * @param ringPoller shared by all machines of an instance; a machine created without one gets its own.
    */
   static create(input: MachineConfig, consoleSink: ByteSink, ringPoller: RingPoller = new RingPoller()): Machine {
     const config = validateMachineConfig(input);
+    return Machine.construct(config, ringPoller, (m) => {
+      m.buildShell(consoleSink, undefined);
+      m.loadBootKernel();
+    });
+  }
+
+  /**
+   * Builds the shell of a VM that another instance is handing over: the VM fd, memslots on the
+   * received guest-RAM memfd (pre-faulted now, while the VM still runs elsewhere), vCPUs and devices.
+   * Nothing runs until restoreState() and start(). The kernel image is not needed.
+   */
+  static createShell(input: MachineConfig, consoleSink: ByteSink, memfd: Memfd, ringPoller: RingPoller = new RingPoller()): Machine {
+    const config = validateMachineConfig(input, { needKernel: false });
+    if (memfd.size !== config.memSizeMib * MiB) {
+      throw new MachineConfigError(`the guest RAM memfd is ${memfd.size} bytes but the VM has ${config.memSizeMib} MiB`);
+    }
+    return Machine.construct(config, ringPoller, (m) => m.buildShell(consoleSink, memfd));
+  }
+
+  private static construct(config: MachineConfig, ringPoller: RingPoller, build: (m: Machine) => void): Machine {
     const kvm = Kvm.open(config.kvmDevice);
     let m: Machine | undefined;
     try {
       const vm = kvm.createVm();
       m = new Machine(kvm, vm, config, ringPoller);
-      m.build(consoleSink);
+      build(m);
       return m;
     } catch (e) {
       if (m) void m.release();
@@ -79,18 +108,17 @@ export class Machine {
   get serial(): LegacyDevices['serial'] { return this.devices.serial; }
   get portBus(): Bus<PioDevice> { return this.devices.bus; }
 
-  private build(consoleSink: ByteSink): void {
+  private buildShell(consoleSink: ByteSink, memfd: Memfd | undefined): void {
     const c = this.config;
     this.vm.setTssAddr(KVM_TSS_ADDRESS);
     this.vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDRESS);
     this.vm.createIrqchip();
     this.vm.createPit2(abi.KVM_PIT_SPEAKER_DUMMY);
-    this.ram = GuestRam.create(this.vm, c.memSizeMib * MiB, `swapvisor-${c.name}`, c.prefault ?? 'background');
-    this.devices = createLegacyDevices(this.vm, {
-      console: consoleSink,
-      onReset: () => this.finish({ reason: 'reset' }),
-      onExit: (status) => this.finish({ reason: 'guest-exit', status }),
-    });
+    this.ram = memfd
+      ? GuestRam.attach(this.vm, memfd, 'now')
+      : GuestRam.create(this.vm, c.memSizeMib * MiB, `swapvisor-${c.name}`, c.prefault ?? 'background');
+    this.consoleSink = consoleSink;
+    this.devices = createLegacyDevices(this.vm, this.deviceEvents());
     this.setupCoalescing();
     const supportedCpuid = this.kvm.getSupportedCpuid();
     const tscDeadline = this.kvm.checkExtension(abi.KVM_CAP_TSC_DEADLINE_TIMER) > 0;
@@ -99,9 +127,22 @@ export class Machine {
       this.vcpuFds.push(fd);
       configureVcpu(fd, { supportedCpuid, vcpuCount: c.vcpus, tscDeadline });
     }
+    for (const fd of this.vcpuFds) this.vcpus.push(new Vcpu(fd, this.vcpuIo()));
+  }
+
+  private deviceEvents(): LegacyDeviceEvents {
+    return {
+      console: this.consoleSink!,
+      onReset: () => this.finish({ reason: 'reset' }),
+      onExit: (status) => this.finish({ reason: 'guest-exit', status }),
+    };
+  }
+
+  private loadBootKernel(): void {
+    const c = this.config;
     const boot = this.vcpuFds[0]!;
     const tscKhz = boot.getTscKhz();
-    const kernel = loadKernel(this.ram.memory, c.kernel, {
+    const kernel = loadKernel(this.memory.memory, c.kernel, {
       cmdline: c.cmdline,
       initrd: c.initrd,
       vcpus: c.vcpus,
@@ -111,7 +152,22 @@ export class Machine {
     });
     this.kernel = kernel;
     applyBootState(boot, kernel.bootCpu);
-    for (const fd of this.vcpuFds) this.vcpus.push(new Vcpu(fd, this.vcpuIo()));
+  }
+
+  /** The complete state of a paused machine: KVM's side and every device. Guest RAM is not in it. */
+  saveState(): MachineSnapshot {
+    if (this.runState !== 'paused') throw new Error(`cannot save a machine that is ${this.runState}; pause it first`);
+    return {
+      kvm: captureKvmState(this.kvm, this.vm, this.vcpuFds),
+      devices: saveLegacyDevices(this.devices),
+    };
+  }
+
+  /** Loads a saved state into a shell that has not run yet; start() then resumes the guest. */
+  restoreState(s: MachineSnapshot): void {
+    if (this.runState !== 'created') throw new Error(`cannot restore into a machine that is ${this.runState}`);
+    this.devices = restoreLegacyDevices(this.vm, this.deviceEvents(), s.devices);
+    applyKvmState(this.vm, this.vcpuFds, s.kvm);
   }
 
   /** Writes to the UART's data register queue in KVM's ring instead of exiting one byte at a time. */
