@@ -100,3 +100,82 @@ void init_sock(napi_env env, napi_value exports) {
   export_fn(env, exports, "sendmsg", js_sendmsg);
   export_fn(env, exports, "recvmsg", js_recvmsg);
 }
+
+/* fdWatch(fd, onReadable) -> handle: a libuv poll on fd; onReadable() runs on the main thread each
+ * time the fd becomes readable. fdUnwatch(handle) stops it. The fd stays open and owned by the caller. */
+#include <uv.h>
+#include <stdlib.h>
+
+struct fd_watch {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  bool closing;
+};
+
+static void watch_closed(uv_handle_t *h) {
+  struct fd_watch *w = h->data;
+  napi_delete_reference(w->env, w->callback);
+  free(w);
+}
+
+static void watch_cb(uv_poll_t *p, int status, int events) {
+  struct fd_watch *w = p->data;
+  if (w->closing) return;
+  napi_handle_scope scope;
+  napi_open_handle_scope(w->env, &scope);
+  napi_value cb, undef, argv[1];
+  napi_get_reference_value(w->env, w->callback, &cb);
+  napi_get_undefined(w->env, &undef);
+  argv[0] = make_i32(w->env, status);
+  napi_value result;
+  if (napi_make_callback(w->env, NULL, undef, cb, 1, argv, &result) != napi_ok) {
+    /* an exception in the callback: leave it to Node's uncaught-exception handling */
+  }
+  napi_close_handle_scope(w->env, scope);
+}
+
+static napi_value js_fd_watch(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd;
+  napi_valuetype t;
+  if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &fd) || napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function)
+    return throw_type(env, "fdWatch(fd: number, onReadable: function)");
+  uv_loop_t *loop;
+  napi_get_uv_event_loop(env, &loop);
+  struct fd_watch *w = calloc(1, sizeof *w);
+  if (!w) return throw_errno(env, "calloc", ENOMEM);
+  w->env = env;
+  int err = uv_poll_init(loop, &w->poll, fd);
+  if (err) { free(w); return throw_errno(env, "uv_poll_init", -err); }
+  w->poll.data = w;
+  napi_create_reference(env, argv[1], 1, &w->callback);
+  err = uv_poll_start(&w->poll, UV_READABLE, watch_cb);
+  if (err) {
+    w->closing = true;
+    uv_close((uv_handle_t *)&w->poll, watch_closed);
+    return throw_errno(env, "uv_poll_start", -err);
+  }
+  napi_value handle;
+  napi_create_external(env, w, NULL, NULL, &handle);
+  return handle;
+}
+
+static napi_value js_fd_unwatch(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  void *p = NULL;
+  if (!get_args(env, info, 1, argv) || napi_get_value_external(env, argv[0], &p) != napi_ok || !p)
+    return throw_type(env, "fdUnwatch(handle)");
+  struct fd_watch *w = p;
+  if (!w->closing) {
+    w->closing = true;
+    uv_poll_stop(&w->poll);
+    uv_close((uv_handle_t *)&w->poll, watch_closed);
+  }
+  return make_undefined(env);
+}
+
+void init_watch(napi_env env, napi_value exports) {
+  export_fn(env, exports, "fdWatch", js_fd_watch);
+  export_fn(env, exports, "fdUnwatch", js_fd_unwatch);
+}

@@ -13,6 +13,9 @@ export interface NativeError extends Error {
   errno: number;
 }
 
+/** An opaque handle to a libuv poll on an fd. */
+export type FdWatchHandle = { readonly __fdWatch: unique symbol };
+
 /** An opaque handle to a native vCPU thread. */
 export type VcpuThreadHandle = { readonly __vcpuThread: unique symbol };
 
@@ -36,6 +39,8 @@ export interface NativeAddon {
   socketpair(type: number): [number, number];
   sendmsg(fd: number, data: Uint8Array, fds: number[]): number;
   recvmsg(fd: number, buf: Uint8Array): { bytes: number; fds: number[]; truncated: boolean };
+  fdWatch(fd: number, onReadable: (status: number) => void): FdWatchHandle;
+  fdUnwatch(handle: FdWatchHandle): void;
   vcpuThreadCreate(vcpuFd: number, onExit: (code: number) => void): VcpuThreadHandle;
   vcpuThreadRun(handle: VcpuThreadHandle): void;
   vcpuThreadKick(handle: VcpuThreadHandle): void;

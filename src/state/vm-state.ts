@@ -1,0 +1,139 @@
+// The versioned, self-describing form of a paused VM's state, as one hot swap hands it to the next
+// instance: a state envelope (kind VmState) whose sections are keyed by stable ids. KVM structs are
+// opaque blobs; device state is named fields. Guest RAM is never in it (it travels as a memfd).
+//
+// Sections (each with its own version; readers skip unknown sections and fields):
+//   vm                      name, vcpuCount, memMib
+//   vcpus/<id>              mpState, regs, sregs, xsave, xcrs, lapic, events, debugregs (blobs), msrs
+//   irqchip/pic-master, irqchip/pic-slave, irqchip/ioapic     kvm_irqchip blob
+//   pit                     kvm_pit_state2 blob
+//   clock                   kvm_clock_data blob (taken at the pause)
+//   devices/serial0, devices/i8042, devices/rtc, devices/debug-exit    the device's saved fields
+
+import type { CmosRtcState } from '../devices/legacy/cmos-rtc.js';
+import type { DebugExitState } from '../devices/legacy/debug-exit.js';
+import type { I8042State } from '../devices/legacy/i8042.js';
+import type { Serial16550State } from '../devices/legacy/serial-16550.js';
+import { StateKind, decodeEnvelope, encodeEnvelope } from './envelope.js';
+import { StateFormatError } from './errors.js';
+import { readSection } from './section-reader.js';
+import type { StateObject, StateSection, StateTree } from './tree.js';
+
+export interface VcpuStateData {
+  id: number;
+  mpState: number;
+  regs: Uint8Array;
+  sregs: Uint8Array;
+  xsave: Uint8Array;
+  xcrs: Uint8Array;
+  lapic: Uint8Array;
+  msrs: Array<{ index: number; data: bigint }>;
+  events: Uint8Array;
+  debugregs: Uint8Array;
+}
+
+/** Structurally the same as vmm's MachineSnapshot, which this layer may not import. */
+export interface VmStateData {
+  kvm: {
+    vcpus: VcpuStateData[];
+    irqchip: Uint8Array[];
+    pit: Uint8Array;
+    clock: Uint8Array;
+  };
+  devices: {
+    serial0: Serial16550State;
+    i8042: I8042State;
+    rtc: CmosRtcState;
+    debugExit: DebugExitState;
+  };
+}
+
+export interface VmStateIdentity {
+  name: string;
+  memMib: number;
+}
+
+const IRQCHIPS = ['irqchip/pic-master', 'irqchip/pic-slave', 'irqchip/ioapic'] as const;
+const DEVICES = [['devices/serial0', 'serial0'], ['devices/i8042', 'i8042'], ['devices/rtc', 'rtc'], ['devices/debug-exit', 'debugExit']] as const;
+/** The largest VM state we accept: 32 vCPUs of ~8 KiB plus devices with a full 64 KiB UART FIFO. */
+export const MAX_VM_STATE_BYTES = 4 * 1024 * 1024;
+
+const section = (v: number, f: StateObject): StateSection => ({ v, f });
+
+export function encodeVmState(id: VmStateIdentity, s: VmStateData): Uint8Array {
+  const sections: Record<string, StateSection> = {
+    vm: section(1, { name: id.name, memMib: id.memMib, vcpuCount: s.kvm.vcpus.length }),
+    pit: section(1, { kvm: s.kvm.pit }),
+    clock: section(1, { kvm: s.kvm.clock }),
+  };
+  IRQCHIPS.forEach((sid, i) => { sections[sid] = section(1, { kvm: s.kvm.irqchip[i]! }); });
+  for (const c of s.kvm.vcpus) {
+    sections[`vcpus/${c.id}`] = section(1, {
+      mpState: c.mpState, regs: c.regs, sregs: c.sregs, xsave: c.xsave, xcrs: c.xcrs, lapic: c.lapic,
+      events: c.events, debugregs: c.debugregs,
+      // MSR values are 64-bit: hex strings, so no precision is lost in JSON.
+      msrs: c.msrs.map((m) => ({ index: m.index, data: `0x${m.data.toString(16)}` })),
+    });
+  }
+  for (const [sid, key] of DEVICES) sections[sid] = section(1, s.devices[key] as unknown as StateObject);
+  return encodeEnvelope(StateKind.VmState, { sections });
+}
+
+function bad(message: string): never {
+  throw new StateFormatError('ERR_STATE_CONTENT', `VM state: ${message}; the sending instance wrote something this build cannot restore`);
+}
+
+function need(tree: StateTree, id: string) {
+  const s = readSection(tree, id);
+  if (!s) bad(`section ${id} is missing`);
+  if (s.version < 1) bad(`section ${id} has version ${s.version}`);
+  return s;
+}
+
+function blob(tree: StateTree, id: string, field = 'kvm'): Uint8Array {
+  const b = need(tree, id).bytes(field, new Uint8Array(0));
+  if (b.byteLength === 0) bad(`section ${id} has no ${field} bytes`);
+  return b;
+}
+
+function deviceFields(tree: StateTree, id: string): unknown {
+  const s = tree.sections[id];
+  if (!s) bad(`section ${id} is missing`);
+  return s.f as unknown;
+}
+
+export function decodeVmState(bytes: Uint8Array): { id: VmStateIdentity; state: VmStateData } {
+  const { content: tree } = decodeEnvelope(bytes, { expectKind: StateKind.VmState, maxBytes: MAX_VM_STATE_BYTES });
+  const vm = need(tree, 'vm');
+  const vcpuCount = vm.number('vcpuCount', 0);
+  if (!Number.isInteger(vcpuCount) || vcpuCount < 1 || vcpuCount > 32) bad(`vcpuCount ${vcpuCount} is out of range`);
+  const vcpus: VcpuStateData[] = [];
+  for (let id = 0; id < vcpuCount; id++) {
+    const sid = `vcpus/${id}`;
+    const c = need(tree, sid);
+    const msrs = c.objects('msrs').map((m) => {
+      const data = m.string('data', '');
+      if (!/^0x[0-9a-f]{1,16}$/.test(data)) bad(`${sid} has an MSR value "${data}" that is not a 64-bit hex number`);
+      const index = m.number('index', -1);
+      if (!Number.isInteger(index) || index < 0 || index > 0xffffffff) bad(`${sid} has an MSR index ${index}`);
+      return { index, data: BigInt(data) };
+    });
+    vcpus.push({
+      id, mpState: c.number('mpState', 0), msrs,
+      regs: blob(tree, sid, 'regs'), sregs: blob(tree, sid, 'sregs'), xsave: blob(tree, sid, 'xsave'),
+      xcrs: blob(tree, sid, 'xcrs'), lapic: blob(tree, sid, 'lapic'), events: blob(tree, sid, 'events'),
+      debugregs: blob(tree, sid, 'debugregs'),
+    });
+  }
+  const devices = Object.fromEntries(DEVICES.map(([sid, key]) => [key, deviceFields(tree, sid)])) as VmStateData['devices'];
+  const name = vm.string('name', '');
+  if (name === '') bad('the vm section has no name');
+  return {
+    id: { name, memMib: vm.number('memMib', 0) },
+    state: {
+      kvm: { vcpus, irqchip: IRQCHIPS.map((sid) => blob(tree, sid)), pit: blob(tree, 'pit'), clock: blob(tree, 'clock') },
+      devices,
+    },
+  };
+}
+
