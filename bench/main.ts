@@ -4,20 +4,23 @@
 import { BOOT_USAGE, runBoot } from './boot.js';
 import { DENSITY_USAGE, runDensity } from './density.js';
 import { BenchUsageError } from './errors.js';
+import { QEMU_MIGRATION_USAGE, runQemuMigration } from './qemu-migration.js';
 
 type Bench = (argv: string[], log: (line: string) => void) => Promise<Record<string, unknown>>;
 
 /** Benchmarks by name. swap and io will join here. */
-const BENCHES: ReadonlyMap<string, Bench> = new Map([['boot', runBoot], ['density', runDensity]]);
+const BENCHES: ReadonlyMap<string, Bench> = new Map([['boot', runBoot], ['density', runDensity], ['qemu-migration', runQemuMigration]]);
 
 const USAGE = `usage: npm run bench -- <benchmark> [options]
 
 benchmarks:
   boot      spawn → first console byte, swapvisor vs QEMU microvm
   density   N heartbeat VMs in one daemon: create rate, time to all heartbeating, memory per VM, vs QEMU
+  qemu-migration  the hot-swap peer: QEMU local live migration (x-ignore-shared) of one heartbeat VM, guest-visible gap
 
 ${BOOT_USAGE}
-${DENSITY_USAGE}`;
+${DENSITY_USAGE}
+${QEMU_MIGRATION_USAGE}`;
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
