@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #define MAX_FDS 64
 
@@ -95,7 +96,28 @@ static napi_value js_recvmsg(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* unixListen(path, backlog) -> fd: a listening AF_UNIX stream socket bound at path. Node serves on
+ * the fd; since libuv did not bind it, libuv never unlinks the path when the fd closes, so the
+ * socket can be handed to another process and outlive this one. */
+static napi_value js_unix_listen(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char path[108];
+  int32_t backlog;
+  if (!get_args(env, info, 2, argv) || !arg_string(env, argv[0], path, sizeof path) || !arg_i32(env, argv[1], &backlog))
+    return throw_type(env, "unixListen(path: string (at most 107 bytes), backlog: number)");
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0) { int e = errno; close(fd); return throw_errno(env, "bind", e); }
+  if (listen(fd, backlog) < 0) { int e = errno; close(fd); return throw_errno(env, "listen", e); }
+  return make_i32(env, fd);
+}
+
 void init_sock(napi_env env, napi_value exports) {
+  export_fn(env, exports, "unixListen", js_unix_listen);
   export_fn(env, exports, "socketpair", js_socketpair);
   export_fn(env, exports, "sendmsg", js_sendmsg);
   export_fn(env, exports, "recvmsg", js_recvmsg);
@@ -110,12 +132,14 @@ struct fd_watch {
   uv_poll_t poll;
   napi_env env;
   napi_ref callback;
+  napi_async_context async;
   bool closing;
 };
 
 static void watch_closed(uv_handle_t *h) {
   struct fd_watch *w = h->data;
   napi_delete_reference(w->env, w->callback);
+  napi_async_destroy(w->env, w->async);
   free(w);
 }
 
@@ -124,13 +148,22 @@ static void watch_cb(uv_poll_t *p, int status, int events) {
   if (w->closing) return;
   napi_handle_scope scope;
   napi_open_handle_scope(w->env, &scope);
-  napi_value cb, undef, argv[1];
+  napi_value cb, argv[1];
   napi_get_reference_value(w->env, w->callback, &cb);
-  napi_get_undefined(w->env, &undef);
   argv[0] = make_i32(w->env, status);
   napi_value result;
-  if (napi_make_callback(w->env, NULL, undef, cb, 1, argv, &result) != napi_ok) {
-    /* an exception in the callback: leave it to Node's uncaught-exception handling */
+  /* napi_make_callback with an async context runs microtasks afterwards and reports a thrown
+   * exception as uncaught, like any other callback from the event loop. */
+  napi_value global;
+  napi_get_global(w->env, &global); /* make_callback needs an object as `this` */
+  if (napi_make_callback(w->env, w->async, global, cb, 1, argv, &result) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(w->env, &pending);
+    if (pending) {
+      napi_value e;
+      napi_get_and_clear_last_exception(w->env, &e);
+      napi_fatal_exception(w->env, e);
+    }
   }
   napi_close_handle_scope(w->env, scope);
 }
@@ -150,6 +183,11 @@ static napi_value js_fd_watch(napi_env env, napi_callback_info info) {
   if (err) { free(w); return throw_errno(env, "uv_poll_init", -err); }
   w->poll.data = w;
   napi_create_reference(env, argv[1], 1, &w->callback);
+  napi_value resource_name;
+  napi_create_string_utf8(env, "swapvisor.fdWatch", NAPI_AUTO_LENGTH, &resource_name);
+  napi_value resource;
+  napi_create_object(env, &resource);
+  napi_async_init(env, resource, resource_name, &w->async);
   err = uv_poll_start(&w->poll, UV_READABLE, watch_cb);
   if (err) {
     w->closing = true;

@@ -7,6 +7,7 @@ import { freemem, totalmem } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Daemon } from '../instance/daemon.js';
+import { SwapReceiver } from '../instance/swap-receiver.js';
 import { parseCpuList } from '../instance/partition/cpu-list.js';
 import { ApiClient, DaemonNotRunningError, stateDirFrom } from './api-client.js';
 import { UsageError } from './errors.js';
@@ -34,14 +35,31 @@ function alive(pid: number): boolean {
   }
 }
 
-async function runForeground(opts: { stateDir: string; cpus: number[]; memBudgetMib: number; restartLost: boolean }): Promise<number> {
-  const daemon = await Daemon.start({ ...opts, foreground: true });
-  await new Promise<void>((resolve) => {
-    const stop = (): void => { void daemon.shutdown().then(resolve); };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
+/** Serves until SIGTERM/SIGINT (then shuts down) or until a hot swap retired this instance. */
+async function serveUntilDone(daemon: Daemon): Promise<number> {
+  const stop = (): void => { void daemon.shutdown(); };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  await daemon.finished;
+  process.off('SIGTERM', stop);
+  process.off('SIGINT', stop);
+  // Nothing of this instance is left to run: VMs, API and partition are gone or handed over.
+  setImmediate(() => process.exit(0));
   return 0;
+}
+
+async function runForeground(opts: { stateDir: string; cpus: number[]; memBudgetMib: number; restartLost: boolean }): Promise<number> {
+  return serveUntilDone(await Daemon.start({ ...opts, foreground: true }));
+}
+
+/** The new instance of a hot swap, started by the old one with the handover socket as an fd. */
+async function receive(opts: { stateDir: string; cpus: number[]; memBudgetMib: number; handoverFd: number }): Promise<number> {
+  const daemon = await SwapReceiver.run(opts);
+  if (!daemon) {
+    setImmediate(() => process.exit(0));
+    return 0;
+  }
+  return serveUntilDone(daemon);
 }
 
 async function startBackground(argv: string[], stateDir: string): Promise<number> {
@@ -111,7 +129,7 @@ export async function daemonCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: rest, strict: true,
     options: {
-      'state-dir': { type: 'string' }, cpus: { type: 'string' }, 'mem-budget': { type: 'string' },
+      'state-dir': { type: 'string' }, cpus: { type: 'string' }, 'mem-budget': { type: 'string' }, 'handover-fd': { type: 'string' },
       foreground: { type: 'boolean' }, 'restart-lost': { type: 'boolean' }, json: { type: 'boolean' },
     },
   });
@@ -129,6 +147,13 @@ export async function daemonCommand(argv: string[]): Promise<number> {
       if (values.foreground) return runForeground({ stateDir, cpus, memBudgetMib, restartLost: values['restart-lost'] ?? false });
       const forward = rest.filter((a) => a !== '--foreground');
       return startBackground(forward, stateDir);
+    }
+    case 'receive': {
+      const fd = Number(values['handover-fd']);
+      if (!Number.isInteger(fd) || fd < 3 || values.cpus === undefined || values['mem-budget'] === undefined) {
+        throw new UsageError('daemon receive is started by a running instance during a hot swap; use swapvisor swap --to DIR');
+      }
+      return receive({ stateDir, cpus: parseCpuList(values.cpus), memBudgetMib: parseSizeMib(values['mem-budget'], '--mem-budget'), handoverFd: fd });
     }
     case 'stop':
       return stop(stateDir);

@@ -7,6 +7,8 @@ import { describeError } from './errors.js';
 import { HOST_USAGE, hostCommand } from './host-cmd.js';
 import { RUN_USAGE, runCommand } from './run.js';
 import { VM_USAGE, vmCommand } from './vm-cmd.js';
+import { SWAP_USAGE, swapCommand } from './swap-cmd.js';
+import { versionCommand } from './version-cmd.js';
 
 const USAGE = `usage: swapvisor <command> [options]
 
@@ -16,12 +18,15 @@ commands:
   vm        create and manage VMs of the running instance
   console   attach to a VM's console
   host      show the instance's partition and platform record
+  swap      replace the running instance with another build, VMs running on
+  version   this build's version and the handover formats it accepts
 
 ${RUN_USAGE}
 ${DAEMON_USAGE}
 ${VM_USAGE}
 ${CONSOLE_USAGE}
-${HOST_USAGE}`;
+${HOST_USAGE}
+${SWAP_USAGE}`;
 
 /** Exit codes: 0 ok, 1 the daemon refused (wrong state, not found, ...), 2 usage or input, 3 no daemon. */
 export const EXIT_API_ERROR = 1;
@@ -42,6 +47,10 @@ export async function main(argv: string[]): Promise<number> {
         return await consoleCommand(rest);
       case 'host':
         return await hostCommand(rest);
+      case 'swap':
+        return await swapCommand(rest);
+      case 'version':
+        return await versionCommand(rest);
       case undefined:
       case 'help':
       case '--help':

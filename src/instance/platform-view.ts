@@ -3,7 +3,7 @@
 
 import { treeToJson } from '../state/tree.js';
 import type { PlatformSummary } from './api/validate.js';
-import { platformRecordToTree } from './platform/record.js';
+import { type PlatformRecord, decodePlatformRecord, encodePlatformRecord, platformRecordToTree } from './platform/record.js';
 import { platformSummary, renderPlatformText } from './platform/render.js';
 import { sliceForPartition } from './platform/slice.js';
 import { loadOrCaptureRecord } from './platform/store.js';
@@ -18,6 +18,21 @@ export interface PlatformView {
 
 export function loadPlatform(stateDir: string, partition: { cpus: readonly number[]; memBudgetMib: number }): PlatformView {
   const { record, captured } = loadOrCaptureRecord(stateDir, {});
+  return viewOf(record, captured, partition);
+}
+
+/** The record restricted to `cpus`, encoded: what A hands B in a swap. */
+export function encodedSliceFor(stateDir: string, partition: { cpus: readonly number[]; memBudgetMib: number }): Uint8Array {
+  const { record } = loadOrCaptureRecord(stateDir, {});
+  return encodePlatformRecord(sliceForPartition(record, { cpus: [...partition.cpus], memBudgetMib: partition.memBudgetMib }));
+}
+
+/** The view of a record received from the previous instance (B does not probe again). */
+export function platformFromBytes(bytes: Uint8Array, partition: { cpus: readonly number[]; memBudgetMib: number }): PlatformView {
+  return viewOf(decodePlatformRecord(bytes), false, partition);
+}
+
+function viewOf(record: PlatformRecord, captured: boolean, partition: { cpus: readonly number[]; memBudgetMib: number }): PlatformView {
   const slice = sliceForPartition(record, { cpus: [...partition.cpus], memBudgetMib: partition.memBudgetMib });
   const s = platformSummary(slice);
   return {

@@ -60,6 +60,24 @@ export class StateDir {
     writeFileSync(this.pidPath, `${process.pid}\n`, { mode: 0o600 });
   }
 
+  /** The lock's fd, handed to the next instance in a swap (flock is shared through the dup). */
+  get lockFd(): number {
+    if (!this.lock) throw new StateDirError('ERR_STATE_DIR_LOCKED', 'this instance does not hold the state-dir lock');
+    return this.lock.fd;
+  }
+
+  /** Takes over the lock the previous instance handed over as an fd. */
+  adoptLock(fd: number): void {
+    this.lock = FileLock.fromFd(fd, path.join(this.dir, 'lock'));
+    writeFileSync(this.pidPath, `${process.pid}\n`, { mode: 0o600 });
+  }
+
+  /** Closes this process's copy of the lock (another process holds a copy) and keeps daemon.pid. */
+  releaseLockOnly(): void {
+    this.lock?.release();
+    this.lock = undefined;
+  }
+
   release(): void {
     rmSync(this.pidPath, { force: true });
     this.lock?.release();

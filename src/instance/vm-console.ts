@@ -68,6 +68,13 @@ export class VmConsole implements ByteSink {
     this.logBytes += chunk.byteLength;
   }
 
+  /** Starts the in-memory tail with output from before a hot swap, so `console/log` keeps it. */
+  seedTail(bytes: Uint8Array): void {
+    const b = Buffer.from(bytes);
+    this.tail.unshift(b);
+    this.tailBytes += b.byteLength;
+  }
+
   /** The last `maxBytes` of output (from memory: this run's output, up to 1 MiB). */
   readTail(maxBytes: number): Buffer {
     this.flush();

@@ -53,6 +53,39 @@ export class VmRegistry {
     return vm;
   }
 
+  /** Adds a VM that arrived running through a hot swap. */
+  adoptRunning(vm: InstanceVm): void {
+    if (this.vms.has(vm.name)) throw new InstanceError('ERR_VM_EXISTS', `VM ${vm.name} is already here`);
+    this.vms.set(vm.name, vm);
+  }
+
+  /** Forgets a VM that a hot swap moved to the next instance; its stored definition now belongs there. */
+  forgetMoved(name: string): void {
+    this.vms.delete(name);
+  }
+
+  /** Loads the stored VMs this registry does not hold yet (after a swap: those that were not running). */
+  reloadMissing(): ReloadReport {
+    const { vms, unreadable } = this.stateDir.loadVms<VmConfig>();
+    const lost: string[] = [];
+    let loaded = 0;
+    for (const v of vms) {
+      if (this.vms.has(v.name)) continue;
+      const wasRunning = v.runState === 'running' || v.runState === 'paused';
+      if (wasRunning) lost.push(v.name);
+      const vm = new InstanceVm(v.config, v.createdAt, wasRunning ? 'lost' : v.runState, new VmConsole(this.stateDir.consoleLogPath(v.name)), this.vmHost());
+      this.vms.set(v.name, vm);
+      if (wasRunning) this.persist(vm);
+      loaded++;
+    }
+    return { loaded, lost, unreadable };
+  }
+
+  /** The host callbacks a VM created outside the registry (adopted by a swap) must use. */
+  get hostForAdoption(): VmHost {
+    return this.vmHost();
+  }
+
   get(name: string): InstanceVm {
     const vm = this.vms.get(name);
     if (!vm) throw new InstanceError('ERR_NOT_FOUND', `no VM named ${name}; list them with swapvisor vm ls`);

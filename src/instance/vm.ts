@@ -51,12 +51,26 @@ export class InstanceVm {
   private runState: VmState;
   private startedAtMs: number | undefined;
   private exitInfo: VmExitInfo | null = null;
+  /** Set when a hot swap moved this VM to the next instance: its machine here is only torn down. */
+  private movedAway = false;
   /** Totals over earlier runs, so counters stay monotonic for /metrics. */
   readonly totals = { exits: 0, pauses: 0, pauseNs: 0n };
 
   constructor(readonly config: VmConfig, readonly createdAt: string, initial: VmState, readonly console: VmConsole, private readonly host: VmHost) {
     this.runState = initial;
     if (initial === 'lost') this.exitInfo = { reason: 'lost', status: null, detail: 'the daemon that ran this VM died', rip: null };
+  }
+
+  /** A VM that a hot swap handed to this instance, already running in `machine`. */
+  static adopt(config: VmConfig, createdAt: string, console: VmConsole, host: VmHost, machine: Machine): InstanceVm {
+    const vm = new InstanceVm(config, createdAt, 'running', console, host);
+    host.reserveMemory(config.name, config.memMib);
+    vm.machine = machine;
+    vm.startedAtMs = Date.now();
+    vm.console.connectInput((bytes) => machine.serial.enqueueInput(bytes));
+    host.persist(vm);
+    void machine.exited.then((exit) => vm.onExit(machine, exit));
+    return vm;
   }
 
   get name(): string { return this.config.name; }
@@ -117,6 +131,18 @@ export class InstanceVm {
     // onExit has run by now (exited resolved first).
   }
 
+  /**
+   * After a hot swap moved this VM: tears down this instance's copy of the (paused) machine without
+   * recording a stop. The guest runs on in the next instance; its stored state stays 'running'.
+   */
+  async detachAfterMove(): Promise<void> {
+    const m = this.machine;
+    if (!m) return;
+    this.movedAway = true;
+    this.console.connectInput(undefined);
+    await m.stop();
+  }
+
   private requireMachine(want: VmState, verb: string): Machine {
     if (this.runState !== want || !this.machine) {
       throw new InstanceError('ERR_VM_STATE', `VM ${this.name} is ${this.runState}; only a ${want} VM can be ${verb}`);
@@ -126,6 +152,12 @@ export class InstanceVm {
 
   private onExit(machine: Machine, exit: MachineExit): void {
     if (this.machine !== machine) return;
+    if (this.movedAway) {
+      this.machine = undefined;
+      this.host.releaseMemory(this.name);
+      this.host.log('vm.moved-out', { vm: this.name });
+      return;
+    }
     this.totals.exits += machine.vcpus.reduce((n, v) => n + v.counters.exits, 0);
     this.machine = undefined;
     this.console.connectInput(undefined);

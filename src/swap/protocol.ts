@@ -40,6 +40,8 @@ export enum MessageType {
   Retire = 9,
   Retired = 10,
   Abort = 11,
+  /** A asks B to send a moved VM back (rollback); B answers with VmState, A with VmRunning. */
+  ReturnVm = 12,
 }
 
 export class HandoverError extends Error {

@@ -18,6 +18,15 @@ export class FileLock {
     return new FileLock(owned, path);
   }
 
+  /** Wraps a lock fd received from another process (the flock travels with the open file). */
+  static fromFd(fd: number, path: string): FileLock {
+    return new FileLock(new OwnedFd(fd), path);
+  }
+
+  get fd(): number {
+    return this.owned.fd;
+  }
+
   release(): void {
     this.owned.close();
   }

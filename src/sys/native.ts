@@ -37,6 +37,7 @@ export interface NativeAddon {
   madvise(buffer: ArrayBuffer | Uint8Array, offset: number, length: number, advice: number): void;
   populateAsync(buffer: ArrayBuffer, offset: number, length: number, done: (errno: number) => void): void;
   socketpair(type: number): [number, number];
+  unixListen(path: string, backlog: number): number;
   sendmsg(fd: number, data: Uint8Array, fds: number[]): number;
   recvmsg(fd: number, buf: Uint8Array): { bytes: number; fds: number[]; truncated: boolean };
   fdWatch(fd: number, onReadable: (status: number) => void): FdWatchHandle;

@@ -163,9 +163,12 @@ export class Machine {
     };
   }
 
-  /** Loads a saved state into a shell that has not run yet; start() then resumes the guest. */
+  /**
+   * Loads a saved state into a shell that has not run yet (then start()), or back into a paused
+   * machine whose guest ran elsewhere meanwhile, on the same RAM (then resume()).
+   */
   restoreState(s: MachineSnapshot): void {
-    if (this.runState !== 'created') throw new Error(`cannot restore into a machine that is ${this.runState}`);
+    if (this.runState !== 'created' && this.runState !== 'paused') throw new Error(`cannot restore into a machine that is ${this.runState}`);
     this.devices = restoreLegacyDevices(this.vm, this.deviceEvents(), s.devices);
     applyKvmState(this.vm, this.vcpuFds, s.kvm);
   }
@@ -182,15 +185,15 @@ export class Machine {
   private ringPageOffset = 0;
 
   private vcpuIo(): VcpuIo {
-    const bus = this.devices.bus;
+    // The bus is looked up on every access: restoreState() replaces the devices.
     return {
       pioRead: (port: number, data: Uint8Array) => {
-        const hit = bus.find(port);
+        const hit = this.devices.bus.find(port);
         if (hit) hit.device.pioRead(hit.offset, data);
         else { this.counters.unknownPortReads++; data.fill(0xff); }
       },
       pioWrite: (port: number, data: Uint8Array) => {
-        const hit = bus.find(port);
+        const hit = this.devices.bus.find(port);
         if (hit) hit.device.pioWrite(hit.offset, data);
         else this.counters.unknownPortWrites++;
       },

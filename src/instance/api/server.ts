@@ -2,6 +2,7 @@
 // operations in api/openapi.yaml; bodies are validated against the spec before anything happens.
 
 import { chmodSync, rmSync } from 'node:fs';
+import { native } from '../../sys/native.js';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { VmRegistry } from '../vm-registry.js';
@@ -10,6 +11,7 @@ import { readJsonBody, sendError, sendJson, sendText } from './http-util.js';
 import { ApiError } from './errors.js';
 import { attachConsole } from './console-attach.js';
 import { parseForce, parseTailBytes, validateActionBody } from './validate.js';
+import { type SwapControl, validateSwapRequest } from '../swap-control.js';
 
 export interface ApiContext {
   registry: VmRegistry;
@@ -18,6 +20,7 @@ export interface ApiContext {
   platformText(): string;
   metrics(): string;
   validateVmConfig(body: unknown): VmConfig;
+  swap: SwapControl;
   log(event: string, fields: Record<string, unknown>): void;
 }
 
@@ -87,6 +90,14 @@ const ROUTES: Array<{ method: string; path: RegExp; handler: Handler }> = [
       sendText(res, 200, vm.console.readTail(parseTailBytes(q.get('tailBytes'))), 'text/plain; charset=utf-8');
     },
   },
+  {
+    method: 'POST', path: /^\/v1\/swap$/, handler: async (ctx, req, res) => {
+      const { status, report } = await ctx.swap.start(validateSwapRequest(await readJsonBody(req)));
+      sendJson(res, status, report);
+    },
+  },
+  { method: 'GET', path: /^\/v1\/swap$/, handler: async (ctx, _req, res) => sendJson(res, 200, ctx.swap.status()) },
+  { method: 'DELETE', path: /^\/v1\/swap$/, handler: async (ctx, req, res) => { await noBody(req); sendJson(res, 202, ctx.swap.abort()); } },
   { method: 'GET', path: /^\/metrics$/, handler: async (ctx, _req, res) => sendText(res, 200, ctx.metrics(), 'text/plain; version=0.0.4; charset=utf-8') },
 ];
 
@@ -95,6 +106,9 @@ async function dispatch(ctx: ApiContext, req: IncomingMessage, res: ServerRespon
   const matching = ROUTES.map((r) => ({ r, m: r.path.exec(url.pathname) })).filter((x) => x.m !== null);
   if (matching.length === 0) throw new ApiError('ERR_NOT_FOUND', `no such resource: ${url.pathname}; see api/openapi.yaml`);
   const hit = matching.find((x) => x.r.method === req.method);
+  if (hit && ctx.swap.inProgress && req.method !== 'GET' && url.pathname.startsWith('/v1/vms')) {
+    throw new ApiError('ERR_VM_STATE', 'a hot swap is in progress; change VMs once it is done (GET /v1/swap)');
+  }
   if (!hit) {
     res.setHeader('allow', matching.map((x) => x.r.method).join(', '));
     throw new ApiError('ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`);
@@ -129,17 +143,28 @@ export function createApiServer(ctx: ApiContext): Server {
   return server;
 }
 
-/** Listens on `socketPath` (replacing a stale socket file) and makes it owner-only. */
-export async function listenUnix(server: Server, socketPath: string): Promise<void> {
+/**
+ * Listens on `socketPath` (replacing a stale socket file), owner-only. The socket is bound outside
+ * libuv, so closing it never unlinks the path: a hot swap hands the fd to the next instance.
+ * Returns the listening fd.
+ */
+export async function listenUnix(server: Server, socketPath: string): Promise<number> {
   rmSync(socketPath, { force: true });
-  await new Promise<void>((resolve, reject) => {
+  const fd = native().unixListen(socketPath, 511);
+  chmodSync(socketPath, 0o600);
+  await listenFd(server, fd);
+  return fd;
+}
+
+/** Serves on an already listening socket fd (our own, or one handed over by a swap). */
+export function listenFd(server: Server, fd: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(socketPath, () => {
+    server.listen({ fd }, () => {
       server.off('error', reject);
       resolve();
     });
   });
-  chmodSync(socketPath, 0o600);
 }
 
 /** Stops listening and ends every connection, console streams included. */

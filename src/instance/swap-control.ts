@@ -1,0 +1,116 @@
+// The instance's side of a hot swap as the API sees it: start one (instance A), follow it, abort
+// it, and read the last report. It also lends the swap what it needs from the instance (SwapHost).
+
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { SwapHost } from '../swap/host.js';
+import type { SwapReport } from '../swap/report.js';
+import { Swap } from '../swap/swap.js';
+import { ApiError } from './api/errors.js';
+import type { Daemon, DaemonParts } from './daemon.js';
+import { packageVersion } from './package-info.js';
+import { encodedSliceFor } from './platform-view.js';
+import { writeFileAtomic } from './atomic-file.js';
+
+export type SwapReportJson = ReturnType<SwapReport['toJSON']>;
+
+export interface SwapRequest {
+  to: string;
+  dryRun: boolean;
+  concurrency: number;
+}
+
+export function validateSwapRequest(body: unknown): SwapRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError('ERR_VALIDATION', 'the body must be a JSON object like {"to": "/path/to/build"}');
+  const b = body as Record<string, unknown>;
+  for (const k of Object.keys(b)) if (!['to', 'dryRun', 'concurrency'].includes(k)) throw new ApiError('ERR_VALIDATION', `unknown field "${k}": remove it (the fields are to, dryRun, concurrency)`);
+  if (typeof b['to'] !== 'string' || !b['to'].startsWith('/') || b['to'].length > 4096) throw new ApiError('ERR_VALIDATION', 'to must be the absolute path of a built swapvisor');
+  if (b['dryRun'] !== undefined && typeof b['dryRun'] !== 'boolean') throw new ApiError('ERR_VALIDATION', 'dryRun must be true or false');
+  const c = b['concurrency'] ?? 4;
+  if (typeof c !== 'number' || !Number.isInteger(c) || c < 1 || c > 16) throw new ApiError('ERR_VALIDATION', `concurrency must be an integer from 1 to 16 (got ${JSON.stringify(c)})`);
+  return { to: b['to'], dryRun: b['dryRun'] === true, concurrency: c };
+}
+
+export class SwapControl {
+  private current: Swap | undefined;
+  private last: SwapReportJson | undefined;
+
+  constructor(private readonly daemon: Daemon, private readonly parts: DaemonParts) {}
+
+  get inProgress(): boolean {
+    return this.current !== undefined;
+  }
+
+  private host(): SwapHost {
+    const { stateDir, partition, registry, log } = this.parts;
+    return {
+      stateDir: stateDir.dir,
+      version: packageVersion(),
+      partition,
+      budgetMib: partition.budget.total,
+      platformSliceFor: (cpus, budgetMib) => encodedSliceFor(stateDir.dir, { cpus, memBudgetMib: budgetMib }),
+      runningVms: () => registry.list().filter((v) => v.running !== undefined),
+      forgetMoved: (name) => registry.forgetMoved(name),
+      retirementFds: () => ({ apiListenFd: this.daemon.listenFd(), lockFd: stateDir.lockFd }),
+      log: (event, fields) => log.info(fields, event),
+    };
+  }
+
+  /** Starts a swap; a dry run resolves with the plan, a real one with its first report at once. */
+  async start(req: SwapRequest): Promise<{ status: number; report: SwapReportJson }> {
+    if (this.current) throw new ApiError('ERR_VM_STATE', 'a swap is already in progress; follow it with GET /v1/swap or stop it with DELETE /v1/swap');
+    const swap = new Swap(this.host(), { id: `swap-${Date.now()}`, to: req.to, dryRun: req.dryRun, concurrency: req.concurrency });
+    if (req.dryRun) return { status: 200, report: (await swap.run()).toJSON() };
+    this.current = swap;
+    this.parts.log.info({ to: req.to }, 'swap.start');
+    void swap.run().then(
+      async (report) => {
+        this.last = report.toJSON();
+        this.current = undefined;
+        this.parts.log.info({ report: this.last }, 'swap.done');
+        await this.daemon.retire();
+      },
+      (e: unknown) => {
+        this.last = swap.report.toJSON();
+        this.current = undefined;
+        this.save(this.last);
+        this.parts.log.error({ err: e instanceof Error ? e.message : String(e), report: this.last }, 'swap.failed');
+      },
+    );
+    return { status: 202, report: swap.report.toJSON() };
+  }
+
+  status(): SwapReportJson {
+    const r = this.current?.report.toJSON() ?? this.last ?? this.loadLast();
+    if (!r) throw new ApiError('ERR_NOT_FOUND', 'no swap has run on this state dir yet; start one with swapvisor swap --to DIR');
+    return r;
+  }
+
+  abort(): SwapReportJson {
+    if (!this.current) throw new ApiError('ERR_VM_STATE', 'no swap is in progress');
+    this.current.abort();
+    return this.current.report.toJSON();
+  }
+
+  /** B: the report A handed over, completed by B's own end of the retirement. */
+  completeReceived(report: SwapReportJson): void {
+    this.last = report;
+    this.save(report);
+  }
+
+  private save(r: SwapReportJson): void {
+    const dir = path.join(this.parts.stateDir.dir, 'swaps');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileAtomic(path.join(dir, `${r.id}.json`), `${JSON.stringify(r, null, 2)}\n`);
+  }
+
+  private loadLast(): SwapReportJson | undefined {
+    const dir = path.join(this.parts.stateDir.dir, 'swaps');
+    try {
+      const last = readdirSync(dir).filter((f) => f.endsWith('.json')).sort().at(-1);
+      return last ? (JSON.parse(readFileSync(path.join(dir, last), 'utf8')) as SwapReportJson) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}

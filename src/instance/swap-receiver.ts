@@ -1,0 +1,300 @@
+// Instance B's side of a hot swap: started by A with one end of the handover socket, it claims its
+// CPUs, checks itself by booting a probe guest, builds a shell per VM while the VM still runs in A,
+// restores and resumes each VM A sends, and at retirement takes the API socket and the state-dir
+// lock and becomes the instance. If A dies first, B keeps the VMs it runs and takes over alone.
+// See docs/hot-swap.md for the receiver's state machine.
+
+import { readFileSync } from 'node:fs';
+import { decodeVmState } from '../state/vm-state.js';
+import { Memfd } from '../sys/memfd.js';
+import { OwnedFd } from '../sys/fd.js';
+import { SeqpacketSocket } from '../sys/seqpacket.js';
+import { HandoverChannel, type Received } from '../swap/channel.js';
+import { faultArmed, crashNow } from '../swap/faults.js';
+import { SwapJournal } from '../swap/journal.js';
+import { MessageType, PROTOCOL_VERSION, PROTOCOL_WINDOW, int, range, str } from '../swap/protocol.js';
+import { CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION } from '../state/envelope.js';
+import { Machine } from '../vmm/machine.js';
+import { MiB } from '../memory/gpa.js';
+import { validateVmConfig } from './api/validate.js';
+import { Daemon, newRegistry } from './daemon.js';
+import { guestKitPath } from './guest-kit.js';
+import { createLogger, type Logger } from './logger.js';
+import { packageVersion } from './package-info.js';
+import { Partition } from './partition/partition.js';
+import { loadPlatform, platformFromBytes } from './platform-view.js';
+import { StateDir } from './state-dir.js';
+import type { SwapReportJson } from './swap-control.js';
+import type { VmConfig } from './vm-config.js';
+import { VmConsole } from './vm-console.js';
+import { InstanceVm } from './vm.js';
+import type { VmRegistry } from './vm-registry.js';
+
+export interface ReceiverOptions {
+  stateDir: string;
+  cpus: readonly number[];
+  memBudgetMib: number;
+  handoverFd: number;
+}
+
+interface Shell {
+  config: VmConfig;
+  createdAt: string;
+  machine: Machine;
+  console: VmConsole;
+}
+
+const HELLO_TIMEOUT_MS = 10_000;
+const PROBE_TIMEOUT_MS = 10_000;
+
+/** Boots the guest kit's heartbeat for one tick on this host's /dev/kvm: B can run VMs. */
+async function healthCheck(): Promise<{ healthy: boolean; reason?: string; ms: number }> {
+  const t0 = performance.now();
+  if (faultArmed('b-unhealthy')) return { healthy: false, reason: 'fault injected: b-unhealthy', ms: 0 };
+  try {
+    const kernel = new Uint8Array(readFileSync(guestKitPath('heartbeat')));
+    const probe = Machine.create({ name: 'swap-probe', kernel, cmdline: 'count=1 period_us=1000', memSizeMib: 4, vcpus: 1, prefault: 'now' }, { write: () => {} });
+    probe.start();
+    const timer = setTimeout(() => void probe.stop(), PROBE_TIMEOUT_MS);
+    const exit = await probe.exited;
+    clearTimeout(timer);
+    const ok = exit.reason === 'guest-exit' && exit.status === 0;
+    return { healthy: ok, reason: ok ? undefined : `the probe guest ended with ${JSON.stringify(exit)}`, ms: performance.now() - t0 };
+  } catch (e) {
+    return { healthy: false, reason: e instanceof Error ? e.message : String(e), ms: performance.now() - t0 };
+  }
+}
+
+export class SwapReceiver {
+  private readonly shells = new Map<string, Shell>();
+  private daemon: Daemon | undefined;
+  private aPid = 0;
+  /** A's CPUs and B's together: what B grows to once A is gone. */
+  private allCpus: number[] = [];
+  private journal: SwapJournal | undefined;
+
+  private constructor(
+    private readonly opts: ReceiverOptions,
+    private readonly channel: HandoverChannel,
+    private readonly stateDir: StateDir,
+    private readonly log: Logger,
+    private readonly partition: Partition,
+    private readonly registry: VmRegistry,
+  ) {
+    this.allCpus = [...opts.cpus];
+  }
+
+  /** Runs B until it is the instance (resolves with its Daemon) or until A aborts (resolves undefined). */
+  static async run(opts: ReceiverOptions): Promise<Daemon | undefined> {
+    const channel = new HandoverChannel(new SeqpacketSocket(opts.handoverFd));
+    const hello = await channel.waitFor('HELLO', (m) => m.type === MessageType.Hello, HELLO_TIMEOUT_MS);
+    if (faultArmed('b-exit-before-ready')) process.exit(3);
+    const [plo, phi] = range(hello, 'protocol');
+    if (PROTOCOL_VERSION < plo || PROTOCOL_VERSION > phi) throw new Error(`A speaks handover protocol ${plo}-${phi}, this build ${PROTOCOL_VERSION}`);
+    const stateDir = new StateDir(opts.stateDir);
+    const log = createLogger(stateDir.logPath, false);
+    const partition = Partition.create({ name: `swapvisord-${process.pid}`, cpus: opts.cpus, memBudgetMib: opts.memBudgetMib });
+    const registry = newRegistry(stateDir, partition, log);
+    const r = new SwapReceiver(opts, channel, stateDir, log, partition, registry);
+    r.aPid = int(hello, 'pid');
+    const aCpus = hello.body['cpus'];
+    if (Array.isArray(aCpus) && aCpus.every((c) => Number.isInteger(c))) r.allCpus = [...new Set([...(aCpus as number[]), ...opts.cpus])].sort((a, b) => a - b);
+    const platform = platformFromBytes(hello.blob, { cpus: opts.cpus, memBudgetMib: opts.memBudgetMib });
+    log.info({ from: str(hello, 'fromVersion'), aPid: r.aPid, platform: platform.summary }, 'swap.receiver.hello');
+    const health = await healthCheck();
+    channel.send(MessageType.Ready, {
+      version: packageVersion(), pid: process.pid, protocol: [...PROTOCOL_WINDOW],
+      stateFormat: [MIN_READABLE_FORMAT_VERSION, CURRENT_FORMAT_VERSION], healthy: health.healthy,
+      reason: health.reason ?? null, healthMs: Math.round(health.ms),
+    });
+    if (!health.healthy) {
+      await partition.destroy();
+      return undefined;
+    }
+    return r.serve(platform);
+  }
+
+  private serve(platform: ReturnType<typeof platformFromBytes>): Promise<Daemon | undefined> {
+    return new Promise((resolve) => {
+      const done = (d: Daemon | undefined): void => resolve(d);
+      this.channel.listen((m) => {
+        this.handle(m, platform, done).catch((e: unknown) => this.log.error({ err: e instanceof Error ? e.message : String(e), type: MessageType[m.type] }, 'swap.receiver.error'));
+      });
+      void this.channel.waitFor('nothing', () => false, 2 ** 31 - 1).catch(() => {
+        // The channel ended: A retired (then the daemon exists), aborted, or died.
+        if (this.daemon) return;
+        void this.onChannelLost(platform).then(done);
+      });
+    });
+  }
+
+  private journalFor(id: string): SwapJournal {
+    this.journal ??= new SwapJournal(this.stateDir.dir, id);
+    return this.journal;
+  }
+
+  private async handle(m: Received, platform: ReturnType<typeof platformFromBytes>, done: (d: Daemon | undefined) => void): Promise<void> {
+    switch (m.type) {
+      case MessageType.PrepareVm: return this.prepare(m);
+      case MessageType.VmState: return this.restore(m);
+      case MessageType.ReturnVm: return this.giveBack(m);
+      case MessageType.DiscardVm: return this.discard(str(m, 'name'));
+      case MessageType.VmRunning: return this.returned(m);
+      case MessageType.Retire: done(await this.takeOver(m, platform)); return;
+      case MessageType.Abort: await this.discardAll(); done(undefined); return;
+      default:
+        this.log.warn({ type: MessageType[m.type] }, 'swap.receiver.unexpected');
+        for (const fd of m.fds) new OwnedFd(fd).close();
+    }
+  }
+
+  private fail(name: string, e: unknown): void {
+    const code = (e as { code?: string }).code ?? 'ERR_SWAP_MOVE';
+    this.channel.send(MessageType.VmFailed, { name, code, message: e instanceof Error ? e.message : String(e) });
+  }
+
+  private prepare(m: Received): void {
+    const name = str(m, 'name');
+    try {
+      if (m.fds.length !== 1) throw new Error(`expected one memfd, got ${m.fds.length} fds`);
+      const config = validateVmConfig(m.body['config']);
+      const memfd = Memfd.fromFd(m.fds[0]!, config.memMib * MiB);
+      const console = new VmConsole(this.stateDir.consoleLogPath(name));
+      const machine = Machine.createShell({
+        name, kernel: new Uint8Array(0), cmdline: '', memSizeMib: config.memMib, vcpus: config.vcpus,
+        cpus: this.partition.cpus, prefault: 'now',
+      }, console, memfd, this.registry.hostForAdoption.ringPoller);
+      this.shells.set(name, { config, createdAt: str(m, 'createdAt'), machine, console });
+      this.channel.send(MessageType.ShellReady, { name });
+      if (faultArmed('b-crash-after-shell')) crashNow();
+    } catch (e) {
+      this.fail(name, e);
+    }
+  }
+
+  private restore(m: Received): void {
+    const name = str(m, 'name');
+    const shell = this.shells.get(name);
+    if (faultArmed('b-crash-on-state')) crashNow();
+    if (faultArmed('b-hang-on-state')) return;
+    try {
+      if (!shell) throw new Error(`no shell was prepared for ${name}`);
+      if (faultArmed('b-reject-state')) throw new Error('fault injected: b-reject-state');
+      const { id, state } = decodeVmState(m.blob);
+      if (id.name !== name || id.memMib !== shell.config.memMib) throw new Error(`the state is for ${id.name} with ${id.memMib} MiB, not ${name}`);
+      shell.machine.restoreState(state);
+      const resumedAtNs = process.hrtime.bigint();
+      shell.machine.start();
+      this.channel.send(MessageType.VmRunning, { name, resumedAtNs: resumedAtNs.toString() });
+      const tail = m.body['consoleTail'];
+      if (typeof tail === 'string') shell.console.seedTail(Buffer.from(tail, 'base64'));
+      this.shells.delete(name);
+      this.registry.adoptRunning(InstanceVm.adopt(shell.config, shell.createdAt, shell.console, this.registry.hostForAdoption, shell.machine));
+      this.log.info({ vm: name }, 'swap.receiver.vm-running');
+    } catch (e) {
+      this.fail(name, e);
+    }
+  }
+
+  /** Rollback: send a VM that runs here back to A, which restores it into its parked copy. */
+  private async giveBack(m: Received): Promise<void> {
+    const name = str(m, 'name');
+    try {
+      const vm = this.registry.get(name);
+      const machine = vm.running;
+      if (!machine) throw new Error(`${name} is not running here`);
+      await machine.pause();
+      vm.console.flush();
+      const { encodeVmState } = await import('../state/vm-state.js');
+      this.channel.send(MessageType.VmState, { name }, { blob: encodeVmState({ name, memMib: vm.config.memMib }, machine.saveState()) });
+      this.pendingReturns.set(name, vm);
+    } catch (e) {
+      this.fail(name, e);
+    }
+  }
+
+  private readonly pendingReturns = new Map<string, InstanceVm>();
+
+  private async returned(m: Received): Promise<void> {
+    const name = str(m, 'name');
+    const vm = this.pendingReturns.get(name);
+    if (!vm) return;
+    this.pendingReturns.delete(name);
+    await vm.detachAfterMove();
+    this.registry.forgetMoved(name);
+  }
+
+  private async discard(name: string): Promise<void> {
+    const s = this.shells.get(name);
+    this.shells.delete(name);
+    if (s) {
+      await s.machine.stop();
+      s.console.close();
+    }
+  }
+
+  private async discardAll(): Promise<void> {
+    for (const s of this.shells.values()) await s.machine.stop();
+    this.shells.clear();
+    await this.partition.destroy().catch(() => undefined);
+    this.channel.close();
+    this.log.info({}, 'swap.receiver.aborted');
+    this.log.flush();
+  }
+
+  /** Retirement: take the API socket and the lock, load the VMs that were not running, grow. */
+  private async takeOver(m: Received, platform: ReturnType<typeof platformFromBytes>): Promise<Daemon> {
+    const [apiFd, lockFd] = m.fds;
+    if (apiFd === undefined || lockFd === undefined) throw new Error('RETIRE carried no API socket or lock');
+    this.stateDir.adoptLock(lockFd);
+    const report = this.registry.reloadMissing();
+    this.daemon = await Daemon.adopt({ stateDir: this.stateDir, log: this.log, partition: this.partition, registry: this.registry, platform }, apiFd);
+    const received = m.body['report'] as SwapReportJson | undefined;
+    if (received) this.daemon.swap.completeReceived({ ...received, state: 'retiring', to: { ...received.to, pid: process.pid } });
+    this.channel.send(MessageType.Retired, { pid: process.pid });
+    this.log.info({ reloaded: report }, 'swap.receiver.retired');
+    const cpus = Array.isArray(m.body['cpus']) ? (m.body['cpus'] as number[]) : this.allCpus;
+    await this.waitForA();
+    await this.daemon.ensureSocketPath();
+    this.partition.grow(cpus);
+    this.daemon.setPlatform(loadPlatform(this.stateDir.dir, { cpus, memBudgetMib: this.opts.memBudgetMib }));
+    if (received) this.daemon.swap.completeReceived({ ...received, state: 'done', to: { ...received.to, pid: process.pid } });
+    this.journalFor(received?.id ?? 'unknown').write('b.grown', { cpus });
+    this.log.info({ cpus }, 'swap.receiver.grown');
+    return this.daemon;
+  }
+
+  private async waitForA(timeoutMs = 30_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        process.kill(this.aPid, 0);
+      } catch {
+        return;
+      }
+      if (Date.now() > end) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** A went away before retiring. Without moved VMs B just leaves; with some, B becomes the instance. */
+  private async onChannelLost(platform: ReturnType<typeof platformFromBytes>): Promise<Daemon | undefined> {
+    for (const s of this.shells.values()) await s.machine.stop();
+    this.shells.clear();
+    const running = this.registry.list().filter((v) => v.running);
+    if (running.length === 0) {
+      await this.partition.destroy().catch(() => undefined);
+      this.log.info({}, 'swap.receiver.channel-closed');
+      this.log.flush();
+      return undefined;
+    }
+    await this.waitForA();
+    this.stateDir.acquire();
+    const report = this.registry.reloadMissing();
+    this.journal?.write('b.took-over', { owned: running.map((v) => v.name), lost: report.lost });
+    this.log.warn({ owned: running.map((v) => v.name), lost: report.lost }, 'swap.receiver.took-over');
+    const d = await Daemon.takeOver({ stateDir: this.stateDir, log: this.log, partition: this.partition, registry: this.registry, platform });
+    this.partition.grow(this.allCpus);
+    return d;
+  }
+}

@@ -1,0 +1,39 @@
+// What the swap needs from the instance it runs in, as interfaces: swap/ sits below instance/ and
+// never imports it. The daemon implements these; tests can too.
+
+import type { Machine } from '../vmm/machine.js';
+
+/** A VM that can be moved: running in a Machine, with a console whose tail travels along. */
+export interface MovableVm {
+  readonly name: string;
+  /** The stored VM definition, sent to B as is (B validates it). */
+  readonly config: { readonly name: string; readonly memMib: number };
+  readonly createdAt: string;
+  readonly running: Machine | undefined;
+  readonly console: { flush(): void; readTail(maxBytes: number): Uint8Array };
+  /** Tears down this instance's copy after B runs the VM. */
+  detachAfterMove(): Promise<void>;
+}
+
+/** The partition as the swap changes it. */
+export interface SwapPartition {
+  readonly cpus: number[];
+  shrink(cpus: readonly number[]): void;
+  grow(cpus: readonly number[]): void;
+}
+
+export interface SwapHost {
+  readonly stateDir: string;
+  readonly version: string;
+  readonly partition: SwapPartition;
+  readonly budgetMib: number;
+  /** The platform record restricted to `cpus`, encoded (the HELLO message's blob). */
+  platformSliceFor(cpus: readonly number[], budgetMib: number): Uint8Array;
+  /** VMs running now, in the order to move them. */
+  runningVms(): MovableVm[];
+  /** Forgets a VM that now belongs to B. */
+  forgetMoved(name: string): void;
+  /** The API's listening socket fd and the state-dir lock fd, handed to B at retirement. */
+  retirementFds(): { apiListenFd: number; lockFd: number };
+  log(event: string, fields: Record<string, unknown>): void;
+}

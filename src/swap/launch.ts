@@ -1,0 +1,60 @@
+// Phase 3 of a swap, launch: instance A starts B from the target build, pinned to the freed CPUs,
+// hands it the restricted platform record and one end of the handover socket, and waits until B
+// has checked itself (it boots a probe guest on /dev/kvm) and reports ready with the versions it
+// accepts. A keeps serving its API and running its VMs meanwhile.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION } from '../state/envelope.js';
+import { SeqpacketSocket } from '../sys/seqpacket.js';
+import type { LaunchPackage } from './boot-info.js';
+import { HandoverChannel } from './channel.js';
+import { MessageType, PROTOCOL_WINDOW, int, range, str } from './protocol.js';
+import { SwapError } from './swap-error.js';
+
+export const READY_TIMEOUT_MS = 30_000;
+
+export interface LaunchedB {
+  child: ChildProcess;
+  pid: number;
+  channel: HandoverChannel;
+  version: string;
+  healthMs: number;
+  /** Rejects as soon as B exits. */
+  exited: Promise<number | null>;
+}
+
+export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; version: string }): Promise<LaunchedB> {
+  const [mine, theirs] = SeqpacketSocket.pair();
+  const child = spawn(process.execPath, [
+    pkg.cli, 'daemon', 'receive', '--state-dir', opts.stateDir, '--cpus', pkg.bCpus.join(','),
+    '--mem-budget', `${pkg.budgetMib}M`, '--handover-fd', '3',
+  ], { stdio: ['ignore', 'ignore', 'pipe', theirs.fd], detached: false });
+  theirs.close();
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-4000); });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const channel = new HandoverChannel(mine);
+  const fail = (message: string, cause?: unknown): never => {
+    channel.close();
+    if (child.exitCode === null) child.kill('SIGKILL');
+    throw new SwapError('ERR_SWAP_LAUNCH', `${message}${stderr ? `; B said: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`, { cause });
+  };
+  if (child.pid === undefined) fail('could not start the new instance');
+  channel.send(MessageType.Hello, {
+    fromVersion: opts.version, pid: process.pid, cpus: [...pkg.aCpus, ...pkg.bCpus], protocol: [...PROTOCOL_WINDOW],
+    stateFormat: [MIN_READABLE_FORMAT_VERSION, CURRENT_FORMAT_VERSION],
+  }, { blob: pkg.platformSlice });
+  let ready;
+  try {
+    ready = await Promise.race([
+      channel.waitFor('READY', (m) => m.type === MessageType.Ready, READY_TIMEOUT_MS),
+      exited.then((code) => { throw new Error(`it exited with status ${code} before it was ready`); }),
+    ]);
+  } catch (e) {
+    return fail(`the new instance did not come up: ${(e as Error).message}`, e);
+  }
+  if (ready.body['healthy'] !== true) fail(`the new instance failed its health check: ${String(ready.body['reason'] ?? 'no reason given')}`);
+  const [lo, hi] = range(ready, 'stateFormat');
+  if (CURRENT_FORMAT_VERSION < lo || CURRENT_FORMAT_VERSION > hi) fail(`the new instance reads state formats ${lo}-${hi}, not ${CURRENT_FORMAT_VERSION}`);
+  return { child, pid: child.pid!, channel, version: str(ready, 'version'), healthMs: int(ready, 'healthMs'), exited };
+}

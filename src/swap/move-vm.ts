@@ -1,0 +1,104 @@
+// Phase 4 of a swap, move-vm: move one VM from A to B without copying its memory.
+// First, while the VM still runs in A, B receives its guest-RAM memfd and its config and builds the
+// VM shell (VM fd, memslots on the same memfd, pre-faulted; vCPUs; devices). Only then does A
+// pause the VM, capture its complete state and send it; B restores it and resumes the guest.
+// A failure before B says "running" leaves the VM in A, resumed; a VM running in B belongs to B.
+
+import { decodeVmState, encodeVmState } from '../state/vm-state.js';
+import type { MovableVm } from './host.js';
+import type { HandoverChannel, Received } from './channel.js';
+import { faultArmed } from './faults.js';
+import type { SwapJournal } from './journal.js';
+import { MessageType, str } from './protocol.js';
+import { SwapError } from './swap-error.js';
+
+export const SHELL_TIMEOUT_MS = 30_000;
+export const MOVE_TIMEOUT_MS = 10_000;
+const CONSOLE_TAIL_BYTES = 64 * 1024;
+
+export interface VmMove {
+  name: string;
+  shellMs: number;
+  /** From A's last vCPU stopping to B's first vCPU entering KVM_RUN (CLOCK_MONOTONIC, both sides). */
+  hostPauseUs: number;
+  stateBytes: number;
+  pausedAtNs: string;
+  resumedAtNs: string;
+}
+
+const forVm = (name: string, ...types: MessageType[]) => (m: Received): boolean => types.includes(m.type) && m.body['name'] === name;
+
+/** Hands B the VM's memfd and config; resolves when B has built the shell. The VM keeps running in A. */
+export async function prepareVmInB(channel: HandoverChannel, vm: MovableVm, journal: SwapJournal): Promise<number> {
+  const m = vm.running;
+  if (!m) throw new SwapError('ERR_SWAP_MOVE', `VM ${vm.name} is not running`);
+  journal.write('vm.prepare', { vm: vm.name });
+  const t0 = performance.now();
+  channel.send(MessageType.PrepareVm, { name: vm.name, config: vm.config, createdAt: vm.createdAt }, { fds: [m.memory.memfd.fd] });
+  const reply = await channel.waitFor(`the shell of ${vm.name}`, forVm(vm.name, MessageType.ShellReady, MessageType.VmFailed), SHELL_TIMEOUT_MS);
+  if (reply.type === MessageType.VmFailed) throw new SwapError('ERR_SWAP_MOVE', `B could not build ${vm.name}: ${str(reply, 'message')}`);
+  journal.write('vm.shell-ready', { vm: vm.name });
+  return performance.now() - t0;
+}
+
+/** What went wrong in a move, and whether B may have started the VM anyway (then B must die first). */
+export class MoveFailure extends SwapError {
+  constructor(message: string, readonly bMayRunIt: boolean, options?: { cause?: unknown }) {
+    super('ERR_SWAP_MOVE', message, options);
+  }
+}
+
+/**
+ * Pauses the VM in A, sends its state, and waits for B to run it. On a clear refusal from B the VM
+ * is resumed here before this throws; when B went silent the caller must stop B before resuming.
+ */
+export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: SwapJournal, shellMs: number): Promise<VmMove> {
+  const m = vm.running;
+  if (!m) throw new MoveFailure(`VM ${vm.name} is not running`, false);
+  await m.pause();
+  const pausedAtNs = process.hrtime.bigint();
+  journal.write('vm.paused', { vm: vm.name });
+  vm.console.flush();
+  let blob = encodeVmState({ name: vm.name, memMib: vm.config.memMib }, m.saveState());
+  if (faultArmed('corrupt-state')) blob = Uint8Array.from(blob, (b, i) => (i === Math.floor(blob.length / 2) ? b ^ 0xff : b));
+  if (faultArmed('truncate-state')) blob = blob.subarray(0, blob.length - 100);
+  const tail = Buffer.from(vm.console.readTail(CONSOLE_TAIL_BYTES)).toString('base64');
+  journal.write('vm.state-sent', { vm: vm.name, bytes: blob.byteLength });
+  let reply: Received;
+  try {
+    channel.send(MessageType.VmState, { name: vm.name, pausedAtNs: pausedAtNs.toString(), consoleTail: tail }, { blob });
+    reply = await channel.waitFor(`${vm.name} running in B`, forVm(vm.name, MessageType.VmRunning, MessageType.VmFailed), MOVE_TIMEOUT_MS);
+  } catch (e) {
+    throw new MoveFailure(`moving ${vm.name} failed: ${(e as Error).message}`, true, { cause: e });
+  }
+  if (reply.type === MessageType.VmFailed) {
+    m.resume();
+    journal.write('vm.resumed-in-a', { vm: vm.name, reason: str(reply, 'message') });
+    throw new MoveFailure(`B refused ${vm.name}: ${str(reply, 'message')}; it runs on in this instance`, false);
+  }
+  const resumedAtNs = BigInt(str(reply, 'resumedAtNs'));
+  // A keeps its paused copy ("parked") until the swap commits, so a rollback can bring the VM back.
+  journal.write('vm.moved', { vm: vm.name });
+  return {
+    name: vm.name, shellMs, stateBytes: blob.byteLength, pausedAtNs: pausedAtNs.toString(), resumedAtNs: resumedAtNs.toString(),
+    hostPauseUs: Number(resumedAtNs - pausedAtNs) / 1000,
+  };
+}
+
+/**
+ * Rollback of one moved VM: B pauses it and sends its state back; A restores it into its parked
+ * machine (same VM fd, same memfd) and resumes it there.
+ */
+export async function returnVm(channel: HandoverChannel, vm: MovableVm, journal: SwapJournal): Promise<void> {
+  const m = vm.running;
+  if (!m) throw new SwapError('ERR_SWAP_MOVE', `VM ${vm.name} has no parked machine to return to`);
+  journal.write('vm.return-requested', { vm: vm.name });
+  channel.send(MessageType.ReturnVm, { name: vm.name });
+  const reply = await channel.waitFor(`${vm.name} coming back`, forVm(vm.name, MessageType.VmState, MessageType.VmFailed), MOVE_TIMEOUT_MS);
+  if (reply.type === MessageType.VmFailed) throw new SwapError('ERR_SWAP_MOVE', `B could not give back ${vm.name}: ${str(reply, 'message')}`);
+  const { state } = decodeVmState(reply.blob);
+  m.restoreState(state);
+  m.resume();
+  channel.send(MessageType.VmRunning, { name: vm.name, resumedAtNs: process.hrtime.bigint().toString() });
+  journal.write('vm.returned', { vm: vm.name });
+}
