@@ -5,12 +5,13 @@
 // See docs/hot-swap.md for the receiver's state machine.
 
 import { readFileSync } from 'node:fs';
-import { decodeVmState } from '../state/vm-state.js';
+import { decodeVmState, encodeVmState } from '../state/vm-state.js';
 import { Memfd } from '../sys/memfd.js';
 import { OwnedFd } from '../sys/fd.js';
 import { SeqpacketSocket } from '../sys/seqpacket.js';
 import { HandoverChannel, type Received } from '../swap/channel.js';
 import { faultArmed, crashNow } from '../swap/faults.js';
+import { HotLoop } from '../swap/hot-loop.js';
 import { SwapJournal } from '../swap/journal.js';
 import { MessageType, PROTOCOL_VERSION, PROTOCOL_WINDOW, int, range, str } from '../swap/protocol.js';
 import { CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION } from '../state/envelope.js';
@@ -53,9 +54,19 @@ async function healthCheck(): Promise<{ healthy: boolean; reason?: string; ms: n
   if (faultArmed('b-unhealthy')) return { healthy: false, reason: 'fault injected: b-unhealthy', ms: 0 };
   try {
     const kernel = new Uint8Array(readFileSync(guestKitPath('heartbeat')));
-    const probe = Machine.create({ name: 'swap-probe', kernel, cmdline: 'count=1 period_us=1000', memSizeMib: 4, vcpus: 1, prefault: 'now' }, { write: () => {} });
+    const probe = Machine.create({ name: 'swap-probe', kernel, cmdline: 'count=3 period_us=1000', memSizeMib: 4, vcpus: 1, prefault: 'now' }, { write: () => {} });
     probe.start();
     const timer = setTimeout(() => void probe.stop(), PROBE_TIMEOUT_MS);
+    // Exercise the pause window's code once (save, encode, decode, restore into the same VM), so
+    // it is compiled before the first real VM arrives; and prove that it works on this host.
+    await new Promise((r) => setTimeout(r, 1));
+    if (probe.state === 'running') {
+      await probe.pause();
+      const bytes = encodeVmState({ name: 'swap-probe', memMib: 4 }, probe.saveState());
+      for (let i = 0; i < 20; i++) decodeVmState(bytes);
+      probe.restoreState(decodeVmState(bytes).state);
+      probe.resume();
+    }
     const exit = await probe.exited;
     clearTimeout(timer);
     const ok = exit.reason === 'guest-exit' && exit.status === 0;
@@ -67,6 +78,13 @@ async function healthCheck(): Promise<{ healthy: boolean; reason?: string; ms: n
 
 export class SwapReceiver {
   private readonly shells = new Map<string, Shell>();
+  private readonly hot = new HotLoop();
+  private releaseHot: (() => void) | undefined;
+
+  private coolDown(): void {
+    this.releaseHot?.();
+    this.releaseHot = undefined;
+  }
   private daemon: Daemon | undefined;
   private aPid = 0;
   /** A's CPUs and B's together: what B grows to once A is gone. */
@@ -160,12 +178,16 @@ export class SwapReceiver {
       const config = validateVmConfig(m.body['config']);
       const memfd = Memfd.fromFd(m.fds[0]!, config.memMib * MiB);
       const console = new VmConsole(this.stateDir.consoleLogPath(name));
+      const tail = m.body['consoleTail'];
+      if (typeof tail === 'string') console.seedTail(Buffer.from(tail, 'base64'));
       const machine = Machine.createShell({
         name, kernel: new Uint8Array(0), cmdline: '', memSizeMib: config.memMib, vcpus: config.vcpus,
         cpus: this.partition.cpus, prefault: 'now',
       }, console, memfd, this.registry.hostForAdoption.ringPoller);
       this.shells.set(name, { config, createdAt: str(m, 'createdAt'), machine, console });
       this.channel.send(MessageType.ShellReady, { name });
+      // From the first shell until the retirement, VMs move: keep the loop hot (see hot-loop.ts).
+      this.releaseHot ??= this.hot.hold();
       if (faultArmed('b-crash-after-shell')) crashNow();
     } catch (e) {
       this.fail(name, e);
@@ -174,6 +196,7 @@ export class SwapReceiver {
 
   private restore(m: Received): void {
     const name = str(m, 'name');
+    const t0 = process.hrtime.bigint();
     const shell = this.shells.get(name);
     if (faultArmed('b-crash-on-state')) crashNow();
     if (faultArmed('b-hang-on-state')) return;
@@ -182,12 +205,13 @@ export class SwapReceiver {
       if (faultArmed('b-reject-state')) throw new Error('fault injected: b-reject-state');
       const { id, state } = decodeVmState(m.blob);
       if (id.name !== name || id.memMib !== shell.config.memMib) throw new Error(`the state is for ${id.name} with ${id.memMib} MiB, not ${name}`);
+      const t1 = process.hrtime.bigint();
       shell.machine.restoreState(state);
       const resumedAtNs = process.hrtime.bigint();
       shell.machine.start();
+      const t3 = process.hrtime.bigint();
       this.channel.send(MessageType.VmRunning, { name, resumedAtNs: resumedAtNs.toString() });
-      const tail = m.body['consoleTail'];
-      if (typeof tail === 'string') shell.console.seedTail(Buffer.from(tail, 'base64'));
+      this.log.info({ vm: name, decodeUs: Number(t1 - t0) / 1000, restoreUs: Number(resumedAtNs - t1) / 1000, startUs: Number(t3 - resumedAtNs) / 1000, receivedAtNs: t0.toString() }, 'swap.receiver.restore-timing');
       this.shells.delete(name);
       this.registry.adoptRunning(InstanceVm.adopt(shell.config, shell.createdAt, shell.console, this.registry.hostForAdoption, shell.machine));
       this.log.info({ vm: name }, 'swap.receiver.vm-running');
@@ -205,7 +229,6 @@ export class SwapReceiver {
       if (!machine) throw new Error(`${name} is not running here`);
       await machine.pause();
       vm.console.flush();
-      const { encodeVmState } = await import('../state/vm-state.js');
       this.channel.send(MessageType.VmState, { name }, { blob: encodeVmState({ name, memMib: vm.config.memMib }, machine.saveState()) });
       this.pendingReturns.set(name, vm);
     } catch (e) {
@@ -234,6 +257,7 @@ export class SwapReceiver {
   }
 
   private async discardAll(): Promise<void> {
+    this.coolDown();
     for (const s of this.shells.values()) await s.machine.stop();
     this.shells.clear();
     await this.partition.destroy().catch(() => undefined);
@@ -252,6 +276,7 @@ export class SwapReceiver {
     const received = m.body['report'] as SwapReportJson | undefined;
     if (received) this.daemon.swap.completeReceived({ ...received, state: 'retiring', to: { ...received.to, pid: process.pid } });
     this.channel.send(MessageType.Retired, { pid: process.pid });
+    this.coolDown();
     this.log.info({ reloaded: report }, 'swap.receiver.retired');
     const cpus = Array.isArray(m.body['cpus']) ? (m.body['cpus'] as number[]) : this.allCpus;
     await this.waitForA();
@@ -279,6 +304,7 @@ export class SwapReceiver {
 
   /** A went away before retiring. Without moved VMs B just leaves; with some, B becomes the instance. */
   private async onChannelLost(platform: ReturnType<typeof platformFromBytes>): Promise<Daemon | undefined> {
+    this.coolDown();
     for (const s of this.shells.values()) await s.machine.stop();
     this.shells.clear();
     const running = this.registry.list().filter((v) => v.running);

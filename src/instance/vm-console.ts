@@ -51,7 +51,9 @@ export class VmConsole implements ByteSink {
     this.pending = [];
     this.tail.push(chunk);
     this.tailBytes += chunk.byteLength;
-    while (this.tailBytes > TAIL_BYTES && this.tail.length > 1) this.tailBytes -= this.tail.shift()!.byteLength;
+    // Compact now and then, keeping the last TAIL_BYTES: trimming chunk by chunk with shift() is
+    // O(chunks) per line and was the daemon's main cost per console line.
+    if (this.tail.length > 256) this.compactTail();
     this.appendLog(chunk);
     for (const c of this.clients) c.write(chunk);
   }
@@ -75,10 +77,18 @@ export class VmConsole implements ByteSink {
     this.tailBytes += b.byteLength;
   }
 
+  private compactTail(): void {
+    const all = Buffer.concat(this.tail);
+    const kept = all.byteLength > TAIL_BYTES ? Buffer.from(all.subarray(all.byteLength - TAIL_BYTES)) : all;
+    this.tail = [kept];
+    this.tailBytes = kept.byteLength;
+  }
+
   /** The last `maxBytes` of output (from memory: this run's output, up to 1 MiB). */
   readTail(maxBytes: number): Buffer {
     this.flush();
-    const all = Buffer.concat(this.tail);
+    this.compactTail();
+    const all = this.tail[0] ?? Buffer.alloc(0);
     return all.subarray(Math.max(0, all.byteLength - maxBytes));
   }
 

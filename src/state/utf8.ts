@@ -3,7 +3,23 @@
 // decoding rejects malformed input (overlong forms, surrogates, > U+10FFFF, cut sequences) by
 // returning null, because a state payload with broken text is corrupt, not something to repair.
 
+/** The host's WHATWG text codecs where there are some (Node, browsers): the same results, far faster. */
+interface HostTextDecoder { decode(bytes: Uint8Array): string }
+interface HostTextEncoder { encode(s: string): Uint8Array }
+const host = globalThis as unknown as {
+  TextDecoder?: new (label: string, opts: { fatal: boolean; ignoreBOM: boolean }) => HostTextDecoder;
+  TextEncoder?: new () => HostTextEncoder;
+};
+const hostDecoder = host.TextDecoder ? new host.TextDecoder('utf-8', { fatal: true, ignoreBOM: true }) : undefined;
+const hostEncoder = host.TextEncoder ? new host.TextEncoder() : undefined;
+
 export function encodeUtf8(s: string): Uint8Array {
+  if (hostEncoder) return hostEncoder.encode(s);
+  return encodeUtf8Portable(s);
+}
+
+/** The portable encoder (also what hosts without TextEncoder use). */
+export function encodeUtf8Portable(s: string): Uint8Array {
   const out = new Uint8Array(s.length * 3);
   let o = 0;
   for (let i = 0; i < s.length; i++) {
@@ -45,6 +61,18 @@ function sequenceOf(b: number): { len: number; min: number; bits: number } | nul
 }
 
 export function decodeUtf8(bytes: Uint8Array): string | null {
+  if (hostDecoder) {
+    try {
+      return hostDecoder.decode(bytes);
+    } catch {
+      return null; // fatal: malformed UTF-8
+    }
+  }
+  return decodeUtf8Portable(bytes);
+}
+
+/** The portable strict decoder (also what hosts without TextDecoder use). */
+export function decodeUtf8Portable(bytes: Uint8Array): string | null {
   const parts: string[] = [];
   let units: number[] = [];
   for (let i = 0; i < bytes.length;) {

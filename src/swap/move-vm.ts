@@ -34,7 +34,9 @@ export async function prepareVmInB(channel: HandoverChannel, vm: MovableVm, jour
   if (!m) throw new SwapError('ERR_SWAP_MOVE', `VM ${vm.name} is not running`);
   journal.write('vm.prepare', { vm: vm.name });
   const t0 = performance.now();
-  channel.send(MessageType.PrepareVm, { name: vm.name, config: vm.config, createdAt: vm.createdAt }, { fds: [m.memory.memfd.fd] });
+  // The console tail travels here, before the pause, not in the pause window's state message.
+  const consoleTail = Buffer.from(vm.console.readTail(CONSOLE_TAIL_BYTES)).toString('base64');
+  channel.send(MessageType.PrepareVm, { name: vm.name, config: vm.config, createdAt: vm.createdAt, consoleTail }, { fds: [m.memory.memfd.fd] });
   const reply = await channel.waitFor(`the shell of ${vm.name}`, forVm(vm.name, MessageType.ShellReady, MessageType.VmFailed), SHELL_TIMEOUT_MS);
   if (reply.type === MessageType.VmFailed) throw new SwapError('ERR_SWAP_MOVE', `B could not build ${vm.name}: ${str(reply, 'message')}`);
   journal.write('vm.shell-ready', { vm: vm.name });
@@ -57,16 +59,15 @@ export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: S
   if (!m) throw new MoveFailure(`VM ${vm.name} is not running`, false);
   await m.pause();
   const pausedAtNs = process.hrtime.bigint();
-  journal.write('vm.paused', { vm: vm.name });
+  journal.write('vm.paused', { vm: vm.name }, false);
   vm.console.flush();
   let blob = encodeVmState({ name: vm.name, memMib: vm.config.memMib }, m.saveState());
   if (faultArmed('corrupt-state')) blob = Uint8Array.from(blob, (b, i) => (i === Math.floor(blob.length / 2) ? b ^ 0xff : b));
   if (faultArmed('truncate-state')) blob = blob.subarray(0, blob.length - 100);
-  const tail = Buffer.from(vm.console.readTail(CONSOLE_TAIL_BYTES)).toString('base64');
-  journal.write('vm.state-sent', { vm: vm.name, bytes: blob.byteLength });
+  journal.write('vm.state-sent', { vm: vm.name, bytes: blob.byteLength }, false);
   let reply: Received;
   try {
-    channel.send(MessageType.VmState, { name: vm.name, pausedAtNs: pausedAtNs.toString(), consoleTail: tail }, { blob });
+    channel.send(MessageType.VmState, { name: vm.name, pausedAtNs: pausedAtNs.toString() }, { blob });
     reply = await channel.waitFor(`${vm.name} running in B`, forVm(vm.name, MessageType.VmRunning, MessageType.VmFailed), MOVE_TIMEOUT_MS);
   } catch (e) {
     throw new MoveFailure(`moving ${vm.name} failed: ${(e as Error).message}`, true, { cause: e });

@@ -14,6 +14,7 @@ import { type PartitionShrink, shrinkForSwap } from './partition.js';
 import { MessageType } from './protocol.js';
 import { retireA } from './retire.js';
 import { SwapError } from './swap-error.js';
+import { HotLoop } from './hot-loop.js';
 import { type SwapReport, newReport } from './report.js';
 
 export interface SwapOptions {
@@ -112,7 +113,20 @@ export class Swap {
       moving.push(vm);
     });
     this.checkAbort();
-    await forEachLimited(moving, this.opts.concurrency ?? 4, async (vm) => {
+    // One VM at a time through the pause window: B restores on one thread anyway, and a VM waiting
+    // its turn would otherwise sit paused. The loop stays hot while VMs move (see hot-loop.ts).
+    const release = this.hot.hold();
+    try {
+      await this.moveEach(moving, b, shellMs);
+    } finally {
+      release();
+    }
+  }
+
+  private readonly hot = new HotLoop();
+
+  private async moveEach(moving: readonly MovableVm[], b: LaunchedB, shellMs: ReadonlyMap<string, number>): Promise<void> {
+    await forEachLimited(moving, 1, async (vm) => {
       this.checkAbort();
       if (!vm.running || vm.running.state !== 'running') {
         // It ended on its own after B built its shell: nothing to move; B drops the shell.

@@ -9,6 +9,10 @@ import * as abi from '../sys/kvm-abi.js';
 import type { VcpuFd } from '../sys/kvm.js';
 import { EINTR, EAGAIN, VcpuThread } from '../sys/vcpu-thread.js';
 import { setAffinity } from '../sys/affinity.js';
+import { setPriority } from 'node:os';
+
+/** Nice value of vCPU threads; the main thread stays at 0. */
+export const VCPU_THREAD_NICE = 5;
 import { type VcpuFault, describeFatalExit } from './exits.js';
 
 export interface VcpuIo {
@@ -41,6 +45,14 @@ export class Vcpu {
   constructor(readonly fd: VcpuFd, private readonly io: VcpuIo) {
     this.run = new DataView(fd.run.buffer, fd.run.byteOffset, fd.run.byteLength);
     this.thread = new VcpuThread(fd.fd, (result) => this.onRunReturn(result));
+    // A guest that computes flat out must not keep the VMM's main thread (device exits, the API,
+    // a hot swap's pause window) waiting for a timeslice on the same CPU: vCPU threads run at a
+    // lower priority. It costs the guest nothing while the main thread is idle.
+    try {
+      setPriority(this.thread.tid, VCPU_THREAD_NICE);
+    } catch {
+      // not permitted (unprivileged): run at the default priority
+    }
   }
 
   get id(): number { return this.fd.id; }
