@@ -5,11 +5,14 @@ import { BOOT_USAGE, runBoot } from './boot.js';
 import { DENSITY_USAGE, runDensity } from './density.js';
 import { BenchUsageError } from './errors.js';
 import { QEMU_MIGRATION_USAGE, runQemuMigration } from './qemu-migration.js';
+import { runSwapBench, SWAP_USAGE } from './swap.js';
 
 type Bench = (argv: string[], log: (line: string) => void) => Promise<Record<string, unknown>>;
 
-/** Benchmarks by name. swap and io will join here. */
-const BENCHES: ReadonlyMap<string, Bench> = new Map([['boot', runBoot], ['density', runDensity], ['qemu-migration', runQemuMigration]]);
+/** Benchmarks by name. io will join here. */
+const BENCHES: ReadonlyMap<string, Bench> = new Map([
+  ['boot', runBoot], ['density', runDensity], ['qemu-migration', runQemuMigration], ['swap', runSwapBench],
+]);
 
 const USAGE = `usage: npm run bench -- <benchmark> [options]
 
@@ -17,10 +20,12 @@ benchmarks:
   boot      spawn → first console byte, swapvisor vs QEMU microvm
   density   N heartbeat VMs in one daemon: create rate, time to all heartbeating, memory per VM, vs QEMU
   qemu-migration  the hot-swap peer: QEMU local live migration (x-ignore-shared) of one heartbeat VM, guest-visible gap
+  swap      N heartbeat VMs, R hot swaps in a row: host pause, guest-visible gap, swap time, RAM copied, vs QEMU migration
 
 ${BOOT_USAGE}
 ${DENSITY_USAGE}
-${QEMU_MIGRATION_USAGE}`;
+${QEMU_MIGRATION_USAGE}
+${SWAP_USAGE}`;
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);

@@ -1,0 +1,588 @@
+// The hot-swap benchmark: N heartbeat VMs in one daemon, then R swaps in a row to the same build (A→B→C→…),
+// each measured from its own report (host pause per VM, total time, B's start, moving the VMs), from the guests'
+// consoles (the guest-visible gap: largest TSC delta between consecutive heartbeats minus the period, within
+// ±1 s of the swap, with a seq continuity check) and from procfs (Shmem growth and the daemons' RssAnon sampled
+// every ~5 ms). QEMU's local live migration of one VM is the peer, run after the daemon has stopped. It prints
+// one JSON object on stdout and progress on stderr. Every daemon it starts it also stops, by PID.
+
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ApiCallError, ApiClient } from '../src/cli/api-client.js';
+import { parseSizeMib } from '../src/cli/size.js';
+import type { SwapReportJson } from '../src/instance/swap-control.js';
+import { BenchRunError, BenchUsageError } from './errors.js';
+import { type Beat, gapWindow, parseBeats, parseStart } from './heartbeat-log.js';
+import { hostInfo } from './host.js';
+import { measureQemuMigration } from './qemu-migration.js';
+import { percentile, round } from './stats.js';
+
+export const SWAP_USAGE =
+  'usage: npm run bench -- swap [--vms N] [--mem SIZE] [--period-us US] [--runs R]   (N 1..200, default 8; SIZE 2M..4G, default 64M; US 100..100000, default 1000 for N ≤ 8, 10000 above; R 1..20, default 3)';
+
+const DEFAULTS = { vms: 8, memMib: 64, runs: 3 };
+const MAX_VMS = 200;
+const MAX_MEM_MIB = 4096;
+const GUEST = 'heartbeat';
+const DAEMON_CPUS = '0-1';
+const MIN_BUDGET_MIB = 4096;
+const BUDGET_SLACK_MIB = 512;
+/** How long the VMs run before the first swap, and the window either side of a swap for the gap. */
+const SETTLE_MS = 1_000;
+const WINDOW_MS = 1_000;
+/** Extra wait after a swap's window before reading the consoles, so that the window's last line is printed. */
+const WINDOW_SLACK_MS = 300;
+const SAMPLE_MS = 5;
+const SWAP_POLL_MS = 50;
+const SWAP_TIMEOUT_MS = 120_000;
+const A_EXIT_TIMEOUT_MS = 10_000;
+const FIRST_HB_TIMEOUT_MS = 120_000;
+const API_CONCURRENCY = 4;
+const SEQ_TAIL_BYTES = 4096;
+const MAX_TAIL_BYTES = 1_048_576;
+const QEMU_RUNS = 3;
+const DAEMON_STOP_TIMEOUT_MS = 120_000;
+const TARGETS = { guestGapMsP50: 0.5, guestGapMsP99: 2, moveAndRetireMs64Vms: 1000, gapFlatAcrossRamSizePct: 20, guestRamBytesCopied: 0 };
+
+const REPO_ROOT_URL = new URL('../../', import.meta.url);
+const repoRoot = fileURLToPath(REPO_ROOT_URL);
+const inRepo = (p: string): string => fileURLToPath(new URL(p, REPO_ROOT_URL));
+
+export interface SwapArgs { vms: number; memMib: number; periodUs: number; runs: number }
+
+function wholeNumber(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new BenchUsageError(`--${flag} must be a whole number from ${min} to ${max}, not "${text}"`);
+  }
+  return Number(text);
+}
+
+export function parseSwapArgs(argv: string[]): SwapArgs {
+  let values: { vms?: string; mem?: string; 'period-us'?: string; runs?: string };
+  try {
+    ({ values } = parseArgs({
+      args: argv, strict: true, allowPositionals: false,
+      options: { vms: { type: 'string' }, mem: { type: 'string' }, 'period-us': { type: 'string' }, runs: { type: 'string' } },
+    }));
+  } catch (e) {
+    throw new BenchUsageError(`${(e as Error).message.split('\n')[0]}; ${SWAP_USAGE}`);
+  }
+  let memMib = DEFAULTS.memMib;
+  if (values.mem !== undefined) {
+    try {
+      memMib = parseSizeMib(values.mem, '--mem');
+    } catch (e) {
+      throw new BenchUsageError((e as Error).message);
+    }
+    if (memMib < 2 || memMib > MAX_MEM_MIB) throw new BenchUsageError(`--mem must be from 2M to ${MAX_MEM_MIB}M, not "${values.mem}"`);
+  }
+  const vms = wholeNumber('vms', values.vms, DEFAULTS.vms, 1, MAX_VMS);
+  return {
+    vms,
+    memMib,
+    periodUs: wholeNumber('period-us', values['period-us'], vms <= 8 ? 1000 : 10_000, 100, 100_000),
+    runs: wholeNumber('runs', values.runs, DEFAULTS.runs, 1, 20),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Daemons this bench owns. After a swap the owner of the state dir is a new process; every instance pid seen is
+// remembered so that cleanup can SIGKILL whichever is still alive if `daemon stop` fails.
+
+interface Owned { stateDir?: string; pids: Set<number> }
+
+/** True if pid is still an instance of our state dir (A's `daemon start`, or `daemon receive` after a swap). */
+function isOurDaemon(pid: number, stateDir: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(stateDir);
+  } catch {
+    return false;
+  }
+}
+
+const cliArgs = (...args: string[]): string[] => [inRepo('bin/swapvisor.cjs'), ...args];
+
+function cleanupSync(owned: Owned, log: (line: string) => void): void {
+  const { stateDir } = owned;
+  if (stateDir === undefined) return;
+  if ([...owned.pids].some((p) => isOurDaemon(p, stateDir))) {
+    log(`swap: stopping the daemon of ${stateDir}`);
+    const r = spawnSync(process.execPath, cliArgs('daemon', 'stop', '--state-dir', stateDir), {
+      cwd: repoRoot, encoding: 'utf8', timeout: DAEMON_STOP_TIMEOUT_MS, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    if (r.status !== 0) log(`swap: \`daemon stop\` failed (${r.error?.message ?? `status ${r.status}`}: ${(r.stderr ?? '').trim().split('\n').pop() ?? ''})`);
+    for (const pid of owned.pids) {
+      if (!isOurDaemon(pid, stateDir)) continue;
+      log(`swap: pid ${pid} still runs; killing it`);
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+  owned.pids.clear();
+  rmSync(stateDir, { recursive: true, force: true });
+  owned.stateDir = undefined;
+}
+
+function startDaemon(stateDir: string, budgetMib: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, cliArgs('daemon', 'start', '--state-dir', stateDir, '--cpus', DAEMON_CPUS, '--mem-budget', `${budgetMib}M`),
+      { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
+        const pid = /running, pid (\d+)/.exec(stdout)?.[1];
+        if (err || pid === undefined) {
+          const why = (stderr || stdout || (err?.message ?? '')).trim().split('\n').slice(-3).join(' | ');
+          reject(new BenchRunError(`swap: \`swapvisor daemon start\` failed: ${why}; see ${path.join(stateDir, 'daemon.log')}`));
+        } else {
+          resolve(Number(pid));
+        }
+      });
+  });
+}
+
+function describeApiError(e: unknown): string {
+  if (e instanceof ApiCallError) return `HTTP ${e.status} ${e.code}: ${e.message}`;
+  return (e as Error).message;
+}
+
+/** Runs fn over items with `API_CONCURRENCY` calls in flight; the first failure wins. */
+async function forEachLimited<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(API_CONCURRENCY, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  }));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// procfs sampling during a swap.
+
+/** A /proc/<pid>/status field in MiB, or undefined if the process is gone or a zombie (no such line). */
+function statusMib(pid: number, key: string): number | undefined {
+  let s: string;
+  try {
+    s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const m = new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(s);
+  return m ? Number(m[1]) / 1024 : undefined;
+}
+
+function shmemMib(): number {
+  const m = /^Shmem:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+  if (!m) throw new BenchRunError('swap: /proc/meminfo has no Shmem line');
+  return Number(m[1]) / 1024;
+}
+
+/** The child of `parent` that is a `daemon receive` for our state dir: instance B while it is A's child. */
+function findReceiver(parent: number, stateDir: string): number | undefined {
+  let kids: string;
+  try {
+    kids = readFileSync(`/proc/${parent}/task/${parent}/children`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const k of kids.trim().split(/\s+/).filter(Boolean)) {
+    try {
+      const argv = readFileSync(`/proc/${k}/cmdline`, 'utf8').split('\0');
+      if (argv.includes('receive') && argv.includes(stateDir)) return Number(k);
+    } catch {
+      // Gone already.
+    }
+  }
+  return undefined;
+}
+
+/** Samples host Shmem and A's and B's RssAnon every SAMPLE_MS from start() to stop(); notes when A exits. */
+class MemSampler {
+  readonly shmemBeforeMib = shmemMib();
+  readonly aRssAnonBeforeMib: number;
+  readonly aRssShmemBeforeMib: number;
+  peakShmemMib = this.shmemBeforeMib;
+  peakDaemonsRssAnonMib: number;
+  bPid: number | undefined;
+  aExitMs: number | undefined;
+  samples = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private t0 = 0;
+
+  constructor(private readonly aPid: number, private readonly stateDir: string) {
+    const a = statusMib(aPid, 'RssAnon');
+    if (a === undefined) throw new BenchRunError(`swap: cannot read /proc/${aPid}/status of instance A before the swap`);
+    this.aRssAnonBeforeMib = a;
+    this.aRssShmemBeforeMib = statusMib(aPid, 'RssShmem') ?? 0;
+    this.peakDaemonsRssAnonMib = a;
+  }
+
+  start(t0: number): void {
+    this.t0 = t0;
+    this.timer = setInterval(() => this.tick(), SAMPLE_MS);
+  }
+
+  tick(): void {
+    this.samples++;
+    this.peakShmemMib = Math.max(this.peakShmemMib, shmemMib());
+    const a = statusMib(this.aPid, 'RssAnon');
+    if (a === undefined && this.aExitMs === undefined) this.aExitMs = performance.now() - this.t0;
+    if (this.bPid === undefined && a !== undefined) this.bPid = findReceiver(this.aPid, this.stateDir);
+    const b = this.bPid === undefined ? undefined : statusMib(this.bPid, 'RssAnon');
+    this.peakDaemonsRssAnonMib = Math.max(this.peakDaemonsRssAnonMib, (a ?? 0) + (b ?? 0));
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// VMs and their consoles.
+
+interface VmListEntry { name: string; state: string; exit: { reason: string; detail: string | null } | null }
+
+async function createVms(api: ApiClient, names: string[], a: SwapArgs): Promise<void> {
+  await forEachLimited(names, async (name) => {
+    try {
+      await api.json('POST', '/v1/vms', { name, guest: GUEST, memMib: a.memMib, cmdline: `period_us=${a.periodUs}`, autostart: true });
+    } catch (e) {
+      throw new BenchRunError(`swap: POST /v1/vms for ${name} failed: ${describeApiError(e)}`, { cause: e });
+    }
+  });
+}
+
+/** Waits until every VM printed its start line and a heartbeat; returns the guests' tsc_khz (all must agree). */
+async function waitHeartbeating(api: ApiClient, names: string[], periodUs: number, log: (line: string) => void): Promise<number> {
+  const t0 = performance.now();
+  const khz = new Map<string, number>();
+  while (khz.size < names.length) {
+    if (performance.now() - t0 > FIRST_HB_TIMEOUT_MS) {
+      throw new BenchRunError(`swap: ${names.length - khz.size} VM(s) printed no heartbeat within ${FIRST_HB_TIMEOUT_MS / 1000} s (first: ${names.find((n) => !khz.has(n))})`);
+    }
+    await forEachLimited(names.filter((n) => !khz.has(n)), async (n) => {
+      const text = await api.text(`/v1/vms/${n}/console/log?tailBytes=65536`);
+      const start = parseStart(text);
+      if (start && /\nhb \d+ /.test(text)) {
+        if (start.periodUs !== periodUs) throw new BenchRunError(`swap: VM ${n} says period_us=${start.periodUs}, asked for ${periodUs}`);
+        khz.set(n, start.tscKhz);
+      }
+    });
+    if (khz.size < names.length) await sleep(50);
+  }
+  const all = new Set(khz.values());
+  if (all.size !== 1) throw new BenchRunError(`swap: the guests disagree on tsc_khz: ${[...all].join(', ')}`);
+  log(`swap: all ${names.length} VMs heartbeating after ${(performance.now() - t0).toFixed(0)} ms, tsc_khz ${[...all][0]}`);
+  return [...all][0]!;
+}
+
+async function lastSeqs(api: ApiClient, names: string[]): Promise<Map<string, number>> {
+  const seqs = await forEachLimited(names, async (n) => {
+    const beats = parseBeats(await api.text(`/v1/vms/${n}/console/log?tailBytes=${SEQ_TAIL_BYTES}`), true, `swap: VM ${n}`);
+    if (beats.length === 0) throw new BenchRunError(`swap: VM ${n}'s last ${SEQ_TAIL_BYTES} console bytes hold no heartbeat`);
+    return beats[beats.length - 1]!.seq;
+  });
+  return new Map(names.map((n, i) => [n, seqs[i]!]));
+}
+
+async function consoleBeats(api: ApiClient, name: string, tailBytes: number): Promise<Beat[]> {
+  const text = await api.text(`/v1/vms/${name}/console/log?tailBytes=${tailBytes}`);
+  return parseBeats(text, Buffer.byteLength(text) >= tailBytes, `swap: VM ${name}`);
+}
+
+async function checkAllRunning(api: ApiClient, names: string[], when: string): Promise<void> {
+  const list = (await api.json<{ vms: VmListEntry[] }>('GET', '/v1/vms')).vms;
+  const bad = names.map((n) => [n, list.find((v) => v.name === n)] as const).filter(([, v]) => v === undefined || v.state !== 'running');
+  if (bad.length > 0 || list.length !== names.length) {
+    const sample = bad.slice(0, 5).map(([n, v]) => (v ? `${n} ${v.state}${v.exit ? ` (${v.exit.reason}${v.exit.detail ? `: ${v.exit.detail}` : ''})` : ''}` : `${n} missing`)).join(', ');
+    throw new BenchRunError(`swap: ${when}: ${bad.length} of ${names.length} VMs are not running (${sample}); the daemon lists ${list.length}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// One swap.
+
+interface SwapRun {
+  index: number;
+  fromPid: number;
+  toPid: number;
+  state: string;
+  totalMs: number;
+  bStartMs: number;
+  moveAllMs: number;
+  /** From the start of move-vm to the report's end (totalMs): the VMs moved and A retired, without B's start. */
+  moveAndRetireMs: number;
+  /** From POST /v1/swap to the first procfs sample in which A was gone, as this bench saw it. */
+  aExitMs: number | null;
+  hostPauseUs: number[];
+  guestGapMs: number[];
+  quietGapMs: number[];
+  /** For the VM with the largest gap: where it ended, in heartbeats after the last one printed before the swap. */
+  worstGapAtSeqAfterSwapStart: number;
+  seqLost: number;
+  seqDuplicated: number;
+  guestRamBytesCopied: number;
+  shmemGrowthPeakMib: number;
+  shmemAfterMinusBeforeMib: number;
+  daemonsRssAnonPeakMib: number;
+  aRssAnonBeforeMib: number;
+  guestRamResidentMib: number;
+  extraHostMemoryMib: number;
+  samples: number;
+}
+
+function phaseMs(r: SwapReportJson, name: string): { start: number; end: number | null } {
+  const p = r.phases.find((x) => x.name === name);
+  if (!p) throw new BenchRunError(`swap: the report of ${r.id} has no ${name} phase: ${JSON.stringify(r.phases)}`);
+  return { start: p.startMs, end: p.endMs };
+}
+
+const TRANSIENT = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ERR_DAEMON_NOT_RUNNING']);
+
+/** POSTs the swap and polls GET /v1/swap (answered by A, then B) until this swap is done or rolled back. */
+async function runSwap(api: ApiClient): Promise<SwapReportJson> {
+  let first: SwapReportJson;
+  try {
+    first = await api.json<SwapReportJson>('POST', '/v1/swap', { to: repoRoot });
+  } catch (e) {
+    throw new BenchRunError(`swap: POST /v1/swap failed: ${describeApiError(e)}`, { cause: e });
+  }
+  const t0 = performance.now();
+  for (let transient = 0; ;) {
+    await sleep(SWAP_POLL_MS);
+    if (performance.now() - t0 > SWAP_TIMEOUT_MS) throw new BenchRunError(`swap: ${first.id} not finished after ${SWAP_TIMEOUT_MS / 1000} s`);
+    let r: SwapReportJson;
+    try {
+      r = await api.json<SwapReportJson>('GET', '/v1/swap');
+      transient = 0;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code !== undefined && TRANSIENT.has(code) && ++transient < 200) continue;
+      throw new BenchRunError(`swap: GET /v1/swap during ${first.id} failed: ${describeApiError(e)}`, { cause: e });
+    }
+    if (r.id !== first.id) throw new BenchRunError(`swap: GET /v1/swap reports ${r.id}, but this bench started ${first.id}`);
+    if (r.state === 'done' || r.state === 'rolled-back') return r;
+  }
+}
+
+async function swapOnce(index: number, api: ApiClient, stateDir: string, names: string[], a: SwapArgs, tscKhz: number, owned: Owned,
+  log: (line: string) => void): Promise<SwapRun> {
+  const aPid = (await api.json<{ pid: number }>('GET', '/v1/instance')).pid;
+  owned.pids.add(aPid);
+  const seq0 = await lastSeqs(api, names);
+  const sampler = new MemSampler(aPid, stateDir);
+  const t0 = performance.now();
+  sampler.start(t0);
+  let report: SwapReportJson;
+  try {
+    report = await runSwap(api);
+    if (report.to.pid !== null) owned.pids.add(report.to.pid);
+    if (sampler.bPid !== undefined) owned.pids.add(sampler.bPid);
+    const until = performance.now() + A_EXIT_TIMEOUT_MS;
+    while (report.state === 'done' && sampler.aExitMs === undefined && performance.now() < until) await sleep(SAMPLE_MS);
+  } finally {
+    sampler.stop();
+  }
+  if (report.state !== 'done' || report.error !== null || report.lost.length > 0) {
+    log(`swap: swap ${index} report: ${JSON.stringify(report)}`);
+    throw new BenchRunError(`swap: swap ${index} (${report.id}) ended "${report.state}"` +
+      `${report.error ? ` with ${report.error.code}: ${report.error.message}` : ''}${report.lost.length ? `; lost VMs: ${report.lost.join(', ')}` : ''}`);
+  }
+  if (sampler.aExitMs === undefined) throw new BenchRunError(`swap: swap ${index} is done but instance A (pid ${aPid}) still runs ${A_EXIT_TIMEOUT_MS / 1000} s later`);
+  const toPid = (await api.json<{ pid: number }>('GET', '/v1/instance')).pid;
+  owned.pids.add(toPid);
+  if (toPid !== report.to.pid) throw new BenchRunError(`swap: after swap ${index} the API is answered by pid ${toPid}, the report names ${report.to.pid}`);
+  await checkAllRunning(api, names, `after swap ${index}`);
+  const seq1 = await lastSeqs(api, names);
+  const tSeq1 = performance.now();
+
+  // Let the guests print the window's second half, then read each console back to before the swap.
+  await sleep(WINDOW_MS + WINDOW_SLACK_MS);
+  const shmemAfter = shmemMib();
+  const k = Math.ceil((WINDOW_MS * 1000) / a.periodUs);
+  const gaps: number[] = [];
+  const quiet: number[] = [];
+  let worstAt = 0;
+  let worst = -Infinity;
+  let seqLost = 0;
+  let seqDuplicated = 0;
+  const problems: string[] = [];
+  await forEachLimited(names, async (n) => {
+    const s0 = seq0.get(n)!;
+    const s1 = seq1.get(n)!;
+    const sinceSeq1 = performance.now() - tSeq1 + 200;
+    const lines = s1 - s0 + 2 * k + Math.ceil((sinceSeq1 * 1000) / a.periodUs) + 100;
+    const tail = Math.min(MAX_TAIL_BYTES, lines * 48);
+    const beats = await consoleBeats(api, n, tail);
+    const w = gapWindow(beats, s0 - k, s1 + k, s0, a.periodUs, tscKhz, `swap: swap ${index}, VM ${n}`);
+    gaps.push(w.gapMs);
+    quiet.push(w.quietGapMs);
+    if (w.gapMs > worst) [worst, worstAt] = [w.gapMs, w.gapEndSeq - s0];
+    seqLost += w.seqLost;
+    seqDuplicated += w.seqDuplicated;
+    for (const p of w.seqProblems) problems.push(`${n}: ${p}`);
+  });
+  if (seqLost > 0 || seqDuplicated > 0) {
+    throw new BenchRunError(`swap: swap ${index} (${report.id}) broke heartbeat continuity: ${seqLost} seq lost, ${seqDuplicated} duplicated or out of order (${problems.slice(0, 8).join('; ')})`);
+  }
+
+  const launch = phaseMs(report, 'launch');
+  const move = phaseMs(report, 'move-vm');
+  if (report.totalMs === null || launch.end === null || move.end === null) {
+    throw new BenchRunError(`swap: the report of ${report.id} is done but incomplete: totalMs ${report.totalMs}, phases ${JSON.stringify(report.phases)}`);
+  }
+  const shmemGrowthPeakMib = sampler.peakShmemMib - sampler.shmemBeforeMib;
+  const run: SwapRun = {
+    index,
+    fromPid: aPid,
+    toPid,
+    state: report.state,
+    totalMs: report.totalMs,
+    bStartMs: launch.end - launch.start,
+    moveAllMs: move.end - move.start,
+    moveAndRetireMs: report.totalMs - move.start,
+    aExitMs: sampler.aExitMs ?? null,
+    hostPauseUs: report.vms.map((v) => v.hostPauseUs),
+    guestGapMs: gaps,
+    quietGapMs: quiet,
+    worstGapAtSeqAfterSwapStart: worstAt,
+    seqLost,
+    seqDuplicated,
+    guestRamBytesCopied: report.guestRamBytesCopied,
+    shmemGrowthPeakMib,
+    shmemAfterMinusBeforeMib: shmemAfter - sampler.shmemBeforeMib,
+    daemonsRssAnonPeakMib: sampler.peakDaemonsRssAnonMib,
+    aRssAnonBeforeMib: sampler.aRssAnonBeforeMib,
+    guestRamResidentMib: sampler.aRssShmemBeforeMib,
+    extraHostMemoryMib: sampler.peakDaemonsRssAnonMib - sampler.aRssAnonBeforeMib + Math.max(0, shmemGrowthPeakMib),
+    samples: sampler.samples,
+  };
+  if (run.hostPauseUs.length !== names.length) throw new BenchRunError(`swap: the report of ${report.id} lists ${run.hostPauseUs.length} moved VMs, expected ${names.length}`);
+  log(`swap: swap ${index}: pid ${aPid} → ${toPid} in ${run.totalMs.toFixed(0)} ms (B start ${run.bStartMs.toFixed(0)} ms, move-vm ${run.moveAllMs.toFixed(0)} ms), ` +
+    `host pause max ${Math.max(...run.hostPauseUs).toFixed(0)} µs, guest gap max ${Math.max(...gaps).toFixed(2)} ms (quiet max ${Math.max(...quiet).toFixed(2)} ms), ` +
+    `Shmem +${shmemGrowthPeakMib.toFixed(1)} MiB peak, ${run.samples} samples`);
+  return run;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+function checkBuilt(): void {
+  const needed: Array<[string, string]> = [
+    ['dist/src/cli/main.js', 'npm run setup'],
+    ['bin/swapvisor.cjs', 'npm run setup'],
+    [`guest/build/${GUEST}.elf`, 'make -C guest'],
+  ];
+  for (const [file, fix] of needed) {
+    if (!existsSync(inRepo(file))) throw new BenchRunError(`swap: ${file} is missing; build it first (${fix})`);
+  }
+}
+
+const dist3 = (xs: number[], digits = 3): { p50: number; p99: number; max: number } =>
+  ({ p50: round(percentile(xs, 50), digits), p99: round(percentile(xs, 99), digits), max: round(Math.max(...xs), digits) });
+
+async function measureSwapvisor(a: SwapArgs, owned: Owned, log: (line: string) => void): Promise<{ runs: SwapRun[]; tscKhz: number }> {
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'swapvisor-swap-'));
+  owned.stateDir = stateDir;
+  const budgetMib = Math.max(MIN_BUDGET_MIB, a.vms * a.memMib + BUDGET_SLACK_MIB);
+  log(`swap: starting a daemon in ${stateDir} on CPUs ${DAEMON_CPUS} with a budget of ${budgetMib} MiB`);
+  const pid = await startDaemon(stateDir, budgetMib);
+  owned.pids.add(pid);
+  const api = new ApiClient(stateDir);
+  const names = Array.from({ length: a.vms }, (_, i) => `s${String(i + 1).padStart(3, '0')}`);
+  log(`swap: creating ${a.vms} heartbeat VMs (${a.memMib} MiB, period ${a.periodUs} µs)`);
+  await createVms(api, names, a);
+  const tscKhz = await waitHeartbeating(api, names, a.periodUs, log);
+  await sleep(SETTLE_MS);
+  await checkAllRunning(api, names, 'before the first swap');
+  const runs: SwapRun[] = [];
+  for (let i = 1; i <= a.runs; i++) runs.push(await swapOnce(i, api, stateDir, names, a, tscKhz, owned, log));
+  return { runs, tscKhz };
+}
+
+export async function runSwapBench(argv: string[], log: (line: string) => void): Promise<Record<string, unknown>> {
+  const a = parseSwapArgs(argv);
+  checkBuilt();
+  const owned: Owned = { pids: new Set() };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    log(`swap: ${sig}: cleaning up`);
+    cleanupSync(owned, log);
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    let sv: Awaited<ReturnType<typeof measureSwapvisor>>;
+    try {
+      sv = await measureSwapvisor(a, owned, log);
+    } finally {
+      // Stop the daemon before QEMU runs, so that our VMs do not load the peer's measurement.
+      cleanupSync(owned, log);
+    }
+    log(`swap: QEMU peer: ${QEMU_RUNS} local live migrations of one ${a.memMib} MiB heartbeat VM, period ${a.periodUs} µs`);
+    const qemu = await measureQemuMigration({ memMib: a.memMib, runs: QEMU_RUNS, periodUs: a.periodUs, log });
+    const runs = sv.runs;
+    const all = (f: (r: SwapRun) => number[]): number[] => runs.flatMap(f);
+    const guestGap = dist3(all((r) => r.guestGapMs));
+    const hostPause = dist3(all((r) => r.hostPauseUs), 1);
+    const moveAndRetire = runs.map((r) => r.moveAndRetireMs);
+    const shmemGrowthPeakMib = Math.max(...runs.map((r) => r.shmemGrowthPeakMib));
+    const extraHostMemoryMib = Math.max(...runs.map((r) => r.extraHostMemoryMib));
+    const bytesCopied = runs.reduce((s, r) => s + r.guestRamBytesCopied, 0);
+    const qemuGapP50 = qemu.tscSwitchGapMs.p50;
+    return {
+      bench: 'swap',
+      vms: a.vms,
+      memMib: a.memMib,
+      periodUs: a.periodUs,
+      runs: a.runs,
+      tscKhz: sv.tscKhz,
+      hostPauseUs: hostPause,
+      guestGapMs: guestGap,
+      guestQuietGapMs: dist3(all((r) => r.quietGapMs.filter((x) => Number.isFinite(x)))),
+      totalSwapMs: { p50: round(percentile(runs.map((r) => r.totalMs), 50), 1), max: round(Math.max(...runs.map((r) => r.totalMs)), 1) },
+      bStartMs: { p50: round(percentile(runs.map((r) => r.bStartMs), 50), 1) },
+      moveAllMs: { p50: round(percentile(runs.map((r) => r.moveAllMs), 50), 1) },
+      moveAndRetireMs: { p50: round(percentile(moveAndRetire, 50), 1), max: round(Math.max(...moveAndRetire), 1) },
+      shmemGrowthPeakMib: round(shmemGrowthPeakMib, 2),
+      extraHostMemoryMib: round(extraHostMemoryMib, 2),
+      guestRamResidentMib: round(Math.max(...runs.map((r) => r.guestRamResidentMib)), 2),
+      guestRamBytesCopied: bytesCopied,
+      seqLost: runs.reduce((s, r) => s + r.seqLost, 0),
+      seqDuplicated: runs.reduce((s, r) => s + r.seqDuplicated, 0),
+      perSwap: runs.map((r) => ({
+        index: r.index, fromPid: r.fromPid, toPid: r.toPid,
+        totalMs: round(r.totalMs, 1), bStartMs: round(r.bStartMs, 1), moveAllMs: round(r.moveAllMs, 1), moveAndRetireMs: round(r.moveAndRetireMs, 1),
+        aExitMs: r.aExitMs === null ? null : round(r.aExitMs, 1),
+        hostPauseUsMax: round(Math.max(...r.hostPauseUs), 1), guestGapMsP50: round(percentile(r.guestGapMs, 50), 3),
+        guestGapMsMax: round(Math.max(...r.guestGapMs), 3), worstGapAtSeqAfterSwapStart: r.worstGapAtSeqAfterSwapStart,
+        shmemGrowthPeakMib: round(r.shmemGrowthPeakMib, 2), shmemAfterMinusBeforeMib: round(r.shmemAfterMinusBeforeMib, 2),
+        aRssAnonBeforeMib: round(r.aRssAnonBeforeMib, 1), daemonsRssAnonPeakMib: round(r.daemonsRssAnonPeakMib, 1),
+        extraHostMemoryMib: round(r.extraHostMemoryMib, 2), samples: r.samples,
+      })),
+      qemu,
+      gapRatioVsQemu: round(guestGap.p50 / qemuGapP50, 3),
+      targets: TARGETS,
+      meetsTargets: {
+        guestGapMsP50: guestGap.p50 <= TARGETS.guestGapMsP50,
+        guestGapMsP99: guestGap.p99 <= TARGETS.guestGapMsP99,
+        moveAndRetireMs: Math.max(...moveAndRetire) <= TARGETS.moveAndRetireMs64Vms,
+        guestRamBytesCopied: bytesCopied === 0,
+      },
+      host: hostInfo(),
+      timestamp: new Date().toISOString(),
+    };
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
