@@ -1,6 +1,7 @@
 /* Unix sockets with file descriptor passing (SCM_RIGHTS): socketpair, sendmsg, recvmsg. */
 #include "common.h"
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -22,7 +23,9 @@ static napi_value js_socketpair(napi_env env, napi_callback_info info) {
   return arr;
 }
 
-/* sendmsg(fd, data, fds: number[]) -> bytes sent; -1 on EAGAIN. */
+/* sendmsg(fd, data, fds: number[]) -> bytes sent; -1 on EAGAIN. Never blocks (MSG_DONTWAIT), whether
+ * or not the fd is O_NONBLOCK (a libuv poll on the fd sets that flag on the shared file description):
+ * callers that want to wait use waitWritable, with a timeout. */
 static napi_value js_sendmsg(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int32_t fd;
@@ -55,7 +58,7 @@ static napi_value js_sendmsg(napi_env env, napi_callback_info info) {
     memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
   }
   ssize_t n;
-  do { n = sendmsg(fd, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+  do { n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT); } while (n < 0 && errno == EINTR);
   if (n < 0 && errno == EAGAIN) return make_i32(env, -1);
   if (n < 0) return throw_errno(env, "sendmsg", errno);
   return make_i64(env, n);
@@ -116,11 +119,30 @@ static napi_value js_unix_listen(napi_env env, napi_callback_info info) {
   return make_i32(env, fd);
 }
 
+/* waitWritable(fd, timeoutMs) -> true once fd is writable (or has an error or hang-up pending, which
+ * the next send reports), false when timeoutMs passes first or a signal interrupts the wait. Blocks
+ * the calling thread: the caller bounds the total wait. */
+static napi_value js_wait_writable(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd, timeout_ms;
+  if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &fd) || !arg_i32(env, argv[1], &timeout_ms) || timeout_ms < 0)
+    return throw_type(env, "waitWritable(fd: number, timeoutMs: number (>= 0))");
+  struct pollfd p = { .fd = fd, .events = POLLOUT };
+  int r = poll(&p, 1, timeout_ms);
+  if (r < 0 && errno == EINTR) r = 0;
+  if (r < 0) return throw_errno(env, "poll", errno);
+  if (r > 0 && (p.revents & POLLNVAL)) return throw_errno(env, "poll", EBADF);
+  napi_value result;
+  napi_get_boolean(env, r > 0, &result);
+  return result;
+}
+
 void init_sock(napi_env env, napi_value exports) {
   export_fn(env, exports, "unixListen", js_unix_listen);
   export_fn(env, exports, "socketpair", js_socketpair);
   export_fn(env, exports, "sendmsg", js_sendmsg);
   export_fn(env, exports, "recvmsg", js_recvmsg);
+  export_fn(env, exports, "waitWritable", js_wait_writable);
 }
 
 /* fdWatch(fd, onReadable) -> handle: a libuv poll on fd; onReadable() runs on the main thread each

@@ -23,6 +23,7 @@ import type { StateObject, StateSection, StateTree, StateValue } from './tree.js
 import { MAX_VM_STATE_BYTES, type VcpuStateData, type VmStateData, decodeVmState, encodeVmState } from './vm-state.js';
 
 const ID = { name: 'web-1', memMib: 512 };
+const U64_MAX = (1n << 64n) - 1n;
 
 const quiet: IrqLine & ByteSink & WallClock = { setLevel() {}, pulse() {}, write() {}, nowMs: () => Date.UTC(2026, 10, 30, 12, 0, 0) };
 
@@ -213,6 +214,24 @@ describe('vm-state: rejections', () => {
     rejects(vmState(withSection(tree, 'vm', (f) => ({ ...f, name: '' }))), 'ERR_STATE_CONTENT', /no name/);
   });
 
+  it('memMib missing, zero, negative, fractional, unsafe or a string is refused', () => {
+    rejects(vmState(withSection(tree, 'vm', ({ memMib: _, ...f }) => f)), 'ERR_STATE_CONTENT', /vm section has no memMib/);
+    for (const m of [0, -5.5, -1, 1.5, 2 ** 53]) {
+      rejects(vmState(withSection(tree, 'vm', (f) => ({ ...f, memMib: m }))), 'ERR_STATE_CONTENT', new RegExp(`memMib ${m} is not a positive integer`));
+    }
+    rejects(vmState(withSection(tree, 'vm', (f) => ({ ...f, memMib: '512' }))), 'ERR_STATE_CONTENT', /vm\.memMib should be a number/);
+    assert.deepEqual(decodeVmState(vmState(withSection(tree, 'vm', (f) => ({ ...f, memMib: 1 })))).id, { name: ID.name, memMib: 1 });
+  });
+
+  it('an mpState that is missing or not a u32 is refused', () => {
+    rejects(vmState(withSection(tree, 'vcpus/1', ({ mpState: _, ...f }) => f)), 'ERR_STATE_CONTENT', /vcpus\/1 has no mpState/);
+    for (const m of [-1, 1.5, 2 ** 32, -0.5]) {
+      rejects(vmState(withSection(tree, 'vcpus/1', (f) => ({ ...f, mpState: m }))), 'ERR_STATE_CONTENT', new RegExp(`vcpus/1 has an mpState ${m} that is not a u32`));
+    }
+    rejects(vmState(withSection(tree, 'vcpus/0', (f) => ({ ...f, mpState: '0' }))), 'ERR_STATE_CONTENT', /should be a number/);
+    assert.equal(decodeVmState(vmState(withSection(tree, 'vcpus/1', (f) => ({ ...f, mpState: 0xffffffff })))).state.kvm.vcpus[1]!.mpState, 0xffffffff);
+  });
+
   it('MSR values that are not lower-case 64-bit hex, and bad MSR indexes, are refused', () => {
     const msrs = (m: StateValue): Uint8Array => vmState(withSection(tree, 'vcpus/1', (f) => ({ ...f, msrs: [m] })));
     for (const data of ['', '0x', 'ff', '0XFF', '0xFF', '0x1g', '-0x1', '0x-1', ' 0x1', '0x1 ', `0x1${'0'.repeat(16)}`, '12']) {
@@ -369,25 +388,77 @@ describe('vm-state: golden files', () => {
 });
 
 describe('vm-state: the writer', () => {
-  it('refuses state its own reader would refuse, instead of handing it to the next instance', {
-    todo: 'bug: encodeVmState writes MSR values outside 0..2^64-1, vcpuCount outside 1..32, empty blobs and empty names unchecked',
-  }, () => {
-    const cases: Array<[string, VmStateData, { name: string; memMib: number }]> = [
-      ['an MSR value of 2^64', { ...realistic(1), kvm: { ...realistic(1).kvm, vcpus: [{ ...vcpu(0), msrs: [{ index: 0x10, data: 1n << 64n }] }] } }, ID],
-      ['a negative MSR value', { ...realistic(1), kvm: { ...realistic(1).kvm, vcpus: [{ ...vcpu(0), msrs: [{ index: 0x10, data: -1n }] }] } }, ID],
-      ['33 vCPUs', realistic(33), ID],
-      ['an empty xsave', { ...realistic(1), kvm: { ...realistic(1).kvm, vcpus: [{ ...vcpu(0), xsave: new Uint8Array(0) }] } }, ID],
-      ['an empty name', realistic(1), { name: '', memMib: 1 }],
+  const withVcpu0 = (patch: Partial<VcpuStateData>): VmStateData => {
+    const s = realistic(1);
+    return { ...s, kvm: { ...s.kvm, vcpus: [{ ...vcpu(0), ...patch }] } };
+  };
+
+  it('refuses state its own reader would refuse, instead of handing it to the next instance', () => {
+    const cases: Array<[string, VmStateData, { name: string; memMib: number }, RegExp]> = [
+      ['an MSR value of 2^64', withVcpu0({ msrs: [{ index: 0x10, data: 1n << 64n }] }), ID, /MSR 0x10 has a value 18446744073709551616 outside 0\.\.2\^64-1/],
+      ['a negative MSR value', withVcpu0({ msrs: [{ index: 0x10, data: -1n }] }), ID, /outside 0\.\.2\^64-1/],
+      ['an MSR value that is a number', withVcpu0({ msrs: [{ index: 0x10, data: 5 as unknown as bigint }] }), ID, /outside/],
+      ['an MSR index of 2^32', withVcpu0({ msrs: [{ index: 2 ** 32, data: 1n }] }), ID, /MSR index 4294967296 that is not a u32/],
+      ['a negative MSR index', withVcpu0({ msrs: [{ index: -1, data: 1n }] }), ID, /MSR index -1/],
+      ['33 vCPUs', realistic(33), ID, /vcpuCount 33 is out of range \(1\.\.32\)/],
+      ['no vCPUs', { ...realistic(1), kvm: { ...realistic(1).kvm, vcpus: [] } }, ID, /vcpuCount 0 is out of range/],
+      ['vCPU ids not 0..n-1', { ...realistic(2), kvm: { ...realistic(2).kvm, vcpus: [vcpu(1), vcpu(0)] } }, ID, /vCPU 0 has id 1/],
+      ['an mpState of -1', withVcpu0({ mpState: -1 }), ID, /mpState -1 that is not a u32/],
+      ['a fractional mpState', withVcpu0({ mpState: 0.5 }), ID, /mpState 0\.5/],
+      ['an empty xsave', withVcpu0({ xsave: new Uint8Array(0) }), ID, /vcpus\/0 has no xsave bytes/],
+      ['no lapic', withVcpu0({ lapic: undefined as unknown as Uint8Array }), ID, /no lapic bytes/],
+      ['an empty pit', { ...realistic(1), kvm: { ...realistic(1).kvm, pit: new Uint8Array(0) } }, ID, /pit has no kvm bytes/],
+      ['an empty clock', { ...realistic(1), kvm: { ...realistic(1).kvm, clock: new Uint8Array(0) } }, ID, /clock has no kvm bytes/],
+      ['two irqchips', { ...realistic(1), kvm: { ...realistic(1).kvm, irqchip: realistic(1).kvm.irqchip.slice(0, 2) } }, ID, /2 irqchip states instead of 3/],
+      ['an empty ioapic', { ...realistic(1), kvm: { ...realistic(1).kvm, irqchip: [...realistic(1).kvm.irqchip.slice(0, 2), new Uint8Array(0)] } }, ID, /irqchip\/ioapic has no kvm bytes/],
+      ['no rtc state', { ...realistic(1), devices: { ...realistic(1).devices, rtc: undefined as unknown as VmStateData['devices']['rtc'] } }, ID, /devices\/rtc has no device state/],
+      ['an empty name', realistic(1), { name: '', memMib: 1 }, /the VM has no name/],
+      ['memMib 0', realistic(1), { name: 'x', memMib: 0 }, /memMib 0 is not a positive integer/],
+      ['memMib -5.5', realistic(1), { name: 'x', memMib: -5.5 }, /memMib -5\.5/],
+      ['memMib 2^53', realistic(1), { name: 'x', memMib: 2 ** 53 }, /memMib 9007199254740992/],
     ];
-    for (const [what, state, id] of cases) {
+    for (const [what, state, id, message] of cases) {
       let bytes: Uint8Array | undefined;
       try {
         bytes = encodeVmState(id, state);
       } catch (e) {
         assert.ok(e instanceof StateFormatError, `${what}: ${String(e)}`);
+        assert.equal(e.code, 'ERR_STATE_CONTENT', `${what}: ${e.message}`);
+        assert.match(e.message, message, what);
+        assert.match(e.message, /refusing to write/, what);
         continue;
       }
       assert.fail(`${what}: encodeVmState wrote ${bytes.length} bytes that decodeVmState refuses`);
     }
+  });
+
+  it('writes the edges the reader accepts: MSR values 0 and 2^64-1, index 2^32-1, 32 vCPUs, memMib 1, mpState 2^32-1', () => {
+    const state = realistic(32);
+    state.kvm.vcpus[31] = { ...vcpu(31), mpState: 0xffffffff, msrs: [{ index: 0xffffffff, data: 0n }, { index: 0, data: U64_MAX }] };
+    const { id, state: back } = decodeVmState(encodeVmState({ name: 'e', memMib: 1 }, state));
+    assert.deepEqual(id, { name: 'e', memMib: 1 });
+    assert.deepEqual(back.kvm.vcpus[31], state.kvm.vcpus[31]);
+  });
+
+  it('refuses state over MAX_VM_STATE_BYTES as oversized instead of writing it', () => {
+    const state = realistic(1);
+    state.kvm.vcpus[0] = { ...vcpu(0), xsave: new Uint8Array(MAX_VM_STATE_BYTES) };
+    assert.throws(() => encodeVmState(ID, state), (e: unknown) => {
+      assert.ok(e instanceof StateFormatError, String(e));
+      assert.equal(e.code, 'ERR_STATE_OVERSIZED');
+      assert.match(e.message, new RegExp(`over the ${MAX_VM_STATE_BYTES}`));
+      return true;
+    });
+  });
+
+  it('whatever it writes from random valid state, the reader takes back', () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 2 ** 40 }), fc.bigInt({ min: 0n, max: U64_MAX }), fc.integer({ min: 0, max: 0xffffffff }),
+      (n, memMib, data, index) => {
+        const state = realistic(n);
+        state.kvm.vcpus[n - 1] = { ...vcpu(n - 1), msrs: [{ index, data }] };
+        const back = decodeVmState(encodeVmState({ name: 'r', memMib }, state));
+        assert.equal(back.id.memMib, memMib);
+        assert.deepEqual(back.state.kvm.vcpus[n - 1]!.msrs, [{ index, data }]);
+      }), { numRuns: 50 });
   });
 });

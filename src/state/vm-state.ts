@@ -60,7 +60,48 @@ export const MAX_VM_STATE_BYTES = 4 * 1024 * 1024;
 
 const section = (v: number, f: StateObject): StateSection => ({ v, f });
 
+const VCPU_BLOBS = ['regs', 'sregs', 'xsave', 'xcrs', 'lapic', 'events', 'debugregs'] as const;
+const MAX_VCPUS = 32;
+const U64_LIMIT = 1n << 64n;
+
+const isU32 = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+const isMemMib = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
+const isBlob = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.byteLength > 0;
+
+function unwritable(message: string): never {
+  throw new StateFormatError('ERR_STATE_CONTENT', `VM state: ${message}; refusing to write state that the next instance could not restore`);
+}
+
+/** The reader's rules (decodeVmState), applied before writing, so a bad capture fails here and not in the next instance. */
+function checkWritable(id: VmStateIdentity, s: VmStateData): void {
+  if (typeof id.name !== 'string' || id.name === '') unwritable('the VM has no name');
+  if (!isMemMib(id.memMib)) unwritable(`memMib ${String(id.memMib)} is not a positive integer`);
+  const n = s.kvm.vcpus.length;
+  if (n < 1 || n > MAX_VCPUS) unwritable(`vcpuCount ${n} is out of range (1..${MAX_VCPUS})`);
+  s.kvm.vcpus.forEach((c, i) => {
+    if (c.id !== i) unwritable(`vCPU ${i} has id ${String(c.id)}; the ids must be 0..${n - 1} in order`);
+    if (!isU32(c.mpState)) unwritable(`vcpus/${i} has an mpState ${String(c.mpState)} that is not a u32`);
+    for (const f of VCPU_BLOBS) if (!isBlob(c[f])) unwritable(`vcpus/${i} has no ${f} bytes`);
+    for (const m of c.msrs) {
+      if (!isU32(m.index)) unwritable(`vcpus/${i} has an MSR index ${String(m.index)} that is not a u32`);
+      if (typeof m.data !== 'bigint' || m.data < 0n || m.data >= U64_LIMIT) {
+        unwritable(`vcpus/${i} MSR 0x${m.index.toString(16)} has a value ${String(m.data)} outside 0..2^64-1`);
+      }
+    }
+  });
+  if (s.kvm.irqchip.length !== IRQCHIPS.length) unwritable(`there are ${s.kvm.irqchip.length} irqchip states instead of ${IRQCHIPS.length}`);
+  IRQCHIPS.forEach((sid, i) => { if (!isBlob(s.kvm.irqchip[i])) unwritable(`section ${sid} has no kvm bytes`); });
+  if (!isBlob(s.kvm.pit)) unwritable('section pit has no kvm bytes');
+  if (!isBlob(s.kvm.clock)) unwritable('section clock has no kvm bytes');
+  for (const [sid, key] of DEVICES) {
+    const d: unknown = s.devices[key];
+    if (typeof d !== 'object' || d === null || Array.isArray(d)) unwritable(`section ${sid} has no device state`);
+  }
+}
+
+/** Encodes a VM's state; throws a StateFormatError for state decodeVmState would refuse. */
 export function encodeVmState(id: VmStateIdentity, s: VmStateData): Uint8Array {
+  checkWritable(id, s);
   const sections: Record<string, StateSection> = {
     vm: section(1, { name: id.name, memMib: id.memMib, vcpuCount: s.kvm.vcpus.length }),
     pit: section(1, { kvm: s.kvm.pit }),
@@ -76,7 +117,11 @@ export function encodeVmState(id: VmStateIdentity, s: VmStateData): Uint8Array {
     });
   }
   for (const [sid, key] of DEVICES) sections[sid] = section(1, s.devices[key] as unknown as StateObject);
-  return encodeEnvelope(StateKind.VmState, { sections });
+  const bytes = encodeEnvelope(StateKind.VmState, { sections });
+  if (bytes.byteLength > MAX_VM_STATE_BYTES) {
+    throw new StateFormatError('ERR_STATE_OVERSIZED', `VM state: ${bytes.byteLength} bytes is over the ${MAX_VM_STATE_BYTES} the next instance accepts; refusing to write it`);
+  }
+  return bytes;
 }
 
 function bad(message: string): never {
@@ -106,7 +151,7 @@ export function decodeVmState(bytes: Uint8Array): { id: VmStateIdentity; state: 
   const { content: tree } = decodeEnvelope(bytes, { expectKind: StateKind.VmState, maxBytes: MAX_VM_STATE_BYTES });
   const vm = need(tree, 'vm');
   const vcpuCount = vm.number('vcpuCount', 0);
-  if (!Number.isInteger(vcpuCount) || vcpuCount < 1 || vcpuCount > 32) bad(`vcpuCount ${vcpuCount} is out of range`);
+  if (!Number.isInteger(vcpuCount) || vcpuCount < 1 || vcpuCount > MAX_VCPUS) bad(`vcpuCount ${vcpuCount} is out of range`);
   const vcpus: VcpuStateData[] = [];
   for (let id = 0; id < vcpuCount; id++) {
     const sid = `vcpus/${id}`;
@@ -118,8 +163,10 @@ export function decodeVmState(bytes: Uint8Array): { id: VmStateIdentity; state: 
       if (!Number.isInteger(index) || index < 0 || index > 0xffffffff) bad(`${sid} has an MSR index ${index}`);
       return { index, data: BigInt(data) };
     });
+    const mpState = c.number('mpState', Number.NaN); // NaN: missing (JSON has no NaN)
+    if (!isU32(mpState)) bad(`${sid} has ${Number.isNaN(mpState) ? 'no mpState' : `an mpState ${mpState} that is not a u32`}`);
     vcpus.push({
-      id, mpState: c.number('mpState', 0), msrs,
+      id, mpState, msrs,
       regs: blob(tree, sid, 'regs'), sregs: blob(tree, sid, 'sregs'), xsave: blob(tree, sid, 'xsave'),
       xcrs: blob(tree, sid, 'xcrs'), lapic: blob(tree, sid, 'lapic'), events: blob(tree, sid, 'events'),
       debugregs: blob(tree, sid, 'debugregs'),
@@ -128,8 +175,10 @@ export function decodeVmState(bytes: Uint8Array): { id: VmStateIdentity; state: 
   const devices = Object.fromEntries(DEVICES.map(([sid, key]) => [key, deviceFields(tree, sid)])) as VmStateData['devices'];
   const name = vm.string('name', '');
   if (name === '') bad('the vm section has no name');
+  const memMib = vm.number('memMib', Number.NaN);
+  if (!isMemMib(memMib)) bad(Number.isNaN(memMib) ? 'the vm section has no memMib' : `memMib ${memMib} is not a positive integer`);
   return {
-    id: { name, memMib: vm.number('memMib', 0) },
+    id: { name, memMib },
     state: {
       kvm: { vcpus, irqchip: IRQCHIPS.map((sid) => blob(tree, sid)), pit: blob(tree, 'pit'), clock: blob(tree, 'clock') },
       devices,

@@ -46,7 +46,12 @@ interface FrameFields {
   crc?: number;
 }
 
-/** A hand-built frame, valid unless a field is overridden (the CRC follows the payload unless given). */
+/** The frame checksum as the protocol defines it: CRC-32C of header bytes 0-19, then the payload. */
+function frameCrc(f: Uint8Array): number {
+  return crc32c(f.subarray(FRAME_HEADER_BYTES), crc32c(f.subarray(0, 20)));
+}
+
+/** A hand-built frame, valid unless a field is overridden (the CRC follows header and payload unless given). */
 function frame(payload: Uint8Array, f: FrameFields = {}): Uint8Array {
   const out = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
   const v = new DataView(out.buffer);
@@ -57,8 +62,8 @@ function frame(payload: Uint8Array, f: FrameFields = {}): Uint8Array {
   v.setUint16(12, f.index ?? 0, true);
   v.setUint16(14, f.flags ?? 0, true);
   v.setUint32(16, f.length ?? payload.length, true);
-  v.setUint32(20, f.crc ?? crc32c(payload), true);
   out.set(payload, FRAME_HEADER_BYTES);
+  v.setUint32(20, f.crc ?? frameCrc(out), true);
   return out;
 }
 
@@ -247,10 +252,11 @@ describe('protocol: malformed frames', () => {
     }), { numRuns: 2000 });
   });
 
-  it('a bit flip in the magic, version, length, index or checksum field is refused with that field\'s code', () => {
+  it('a bit flip in the magic, version, length, id, index, flags or checksum field is refused with the code of the check that sees it', () => {
+    // Magic, version and length are checked before the checksum; id, index and flags are covered by it.
     const fields: Array<[number, number, Code]> = [
-      [0, 4, 'ERR_HANDOVER_MAGIC'], [4, 2, 'ERR_HANDOVER_VERSION'], [12, 2, 'ERR_HANDOVER_SEQUENCE'],
-      [16, 4, 'ERR_HANDOVER_TRUNCATED'], [20, 4, 'ERR_HANDOVER_CHECKSUM'],
+      [0, 4, 'ERR_HANDOVER_MAGIC'], [4, 2, 'ERR_HANDOVER_VERSION'], [8, 4, 'ERR_HANDOVER_CHECKSUM'], [12, 2, 'ERR_HANDOVER_CHECKSUM'],
+      [14, 2, 'ERR_HANDOVER_CHECKSUM'], [16, 4, 'ERR_HANDOVER_TRUNCATED'], [20, 4, 'ERR_HANDOVER_CHECKSUM'],
     ];
     fc.assert(fc.property(messageId, smallMessage, fc.constantFrom(...fields), fc.nat(), (id, m, [offset, width, code], bit) => {
       const [f] = encodeMessage(id, m);
@@ -261,7 +267,7 @@ describe('protocol: malformed frames', () => {
     }), { numRuns: 2000 });
   });
 
-  it('a bit flip in the type field gives an unknown type or (see the todo below) another valid type', () => {
+  it('a bit flip in the type field gives an unknown type or a checksum failure, never another valid message', () => {
     fc.assert(fc.property(messageId, smallMessage, fc.integer({ min: 0, max: 15 }), (id, m, bit) => {
       const [f] = encodeMessage(id, m);
       const bad = f!.slice();
@@ -271,14 +277,12 @@ describe('protocol: malformed frames', () => {
       if (flipped < 1 || flipped > LAST_TYPE) {
         assert.ok(e instanceof HandoverError && e.code === 'ERR_HANDOVER_TYPE', String(e));
       } else {
-        assert.ok(e === undefined || e instanceof HandoverError, String(e));
+        assert.ok(e instanceof HandoverError && e.code === 'ERR_HANDOVER_CHECKSUM', `type ${flipped}: ${String(e)}`);
       }
     }), { numRuns: 500 });
   });
 
-  it('a bit flip anywhere in the header is refused', {
-    todo: 'bug: the CRC covers only the payload, so flips in type (VmRunning 6 -> VmFailed 7), id and flags decode as a different, valid message',
-  }, () => {
+  it('a bit flip anywhere in the header is refused', () => {
     fc.assert(fc.property(messageId, smallMessage, fc.integer({ min: 0, max: 8 * FRAME_HEADER_BYTES - 1 }), (id, m, bit) => {
       const [f] = encodeMessage(id, m);
       const bad = f!.slice();
@@ -287,6 +291,48 @@ describe('protocol: malformed frames', () => {
       const e = caught(() => d.push(bad));
       assert.ok(e instanceof HandoverError, `flipping header bit ${bit} was accepted (partial: ${d.partial})`);
     }), { numRuns: 500 });
+  });
+
+  it('every single-bit header flip of every fragment of a multi-fragment message is refused, none completes a message', () => {
+    const b = { vm: 'web-1' };
+    const frames = encodeMessage(0x0102_0304, { type: MessageType.VmRunning, body: b, blob: blobForPayload(b, MAX_FRAGMENT_PAYLOAD + 50) });
+    frames.forEach((f, i) => {
+      for (let bit = 0; bit < 8 * FRAME_HEADER_BYTES; bit++) {
+        const d = new MessageDecoder();
+        if (i > 0) assert.equal(d.push(frames[0]!), undefined);
+        const bad = f.slice();
+        bad[bit >> 3]! ^= 1 << (bit & 7);
+        const e = caught(() => d.push(bad));
+        assert.ok(e instanceof HandoverError, `fragment ${i}, header bit ${bit}: accepted`);
+      }
+    });
+  });
+
+  it('a frame with a good checksum but unknown flag bits is refused', () => {
+    fc.assert(fc.property(fc.integer({ min: 2, max: 0xffff }), smallMessage, (flags, m) => {
+      expectCode(() => new MessageDecoder().push(frame(payloadOf(m), { type: m.type, flags })), 'ERR_HANDOVER_FLAGS', /unknown flag bits/);
+    }), { numRuns: 500 });
+  });
+
+  it('the checksum covers the header: the same payload with another id, type, index or flags has another CRC', () => {
+    const p = payloadOf({ type: MessageType.Hello, body: { a: 1 }, blob: new Uint8Array(0) });
+    const base = frame(p);
+    const crcOf = (f: Uint8Array): number => new DataView(f.buffer).getUint32(20, true);
+    for (const other of [frame(p, { id: 2 }), frame(p, { type: MessageType.Ready }), frame(p, { index: 1 }), frame(p, { flags: FLAG_MORE })]) {
+      assert.notEqual(crcOf(other), crcOf(base));
+    }
+    assert.equal(crcOf(base), crc32c(base.subarray(FRAME_HEADER_BYTES), crc32c(base.subarray(0, 20))));
+    assert.equal(crcOf(encodeMessage(1, { type: MessageType.Hello, body: { a: 1 }, blob: new Uint8Array(0) })[0]!), crcOf(base));
+  });
+
+  it('HandoverError has a name and keeps a cause', () => {
+    const cause = new Error('inner');
+    const e = new HandoverError('ERR_HANDOVER_BODY', 'outer', { cause });
+    assert.equal(e.name, 'HandoverError');
+    assert.equal(e.cause, cause);
+    assert.equal(e.code, 'ERR_HANDOVER_BODY');
+    assert.match(String(e), /^HandoverError: outer$/);
+    assert.equal(new HandoverError('ERR_HANDOVER_TYPE', 'x').cause, undefined);
   });
 
   it('frames from a future (or zero) protocol version are refused, with a message naming both versions', () => {
@@ -365,7 +411,9 @@ describe('protocol: fragment order', () => {
     const d = new MessageDecoder();
     d.push(frames[0]!);
     const other = frames[1]!.slice();
-    new DataView(other.buffer).setUint16(6, MessageType.VmFailed, true);
+    const ov = new DataView(other.buffer);
+    ov.setUint16(6, MessageType.VmFailed, true);
+    ov.setUint32(20, frameCrc(other), true); // a well-formed frame, just of the wrong type
     expectCode(() => d.push(other), 'ERR_HANDOVER_SEQUENCE');
   });
 
@@ -373,13 +421,12 @@ describe('protocol: fragment order', () => {
     const part = new Uint8Array(MAX_FRAGMENT_PAYLOAD);
     new DataView(part.buffer).setUint32(0, 2, true);
     part.set([0x7b, 0x7d], 4);
-    const crc = crc32c(part);
     const d = new MessageDecoder();
     const fragments = Math.ceil((MAX_MESSAGE_BYTES + 1) / MAX_FRAGMENT_PAYLOAD);
     for (let i = 0; i < fragments - 1; i++) {
-      assert.equal(d.push(frame(part, { type: MessageType.VmState, id: 77, index: i, flags: FLAG_MORE, crc })), undefined);
+      assert.equal(d.push(frame(part, { type: MessageType.VmState, id: 77, index: i, flags: FLAG_MORE })), undefined);
     }
-    expectCode(() => d.push(frame(part, { type: MessageType.VmState, id: 77, index: fragments - 1, flags: FLAG_MORE, crc })), 'ERR_HANDOVER_OVERSIZED');
+    expectCode(() => d.push(frame(part, { type: MessageType.VmState, id: 77, index: fragments - 1, flags: FLAG_MORE })), 'ERR_HANDOVER_OVERSIZED');
     assert.equal(d.partial, false);
     const next = { type: MessageType.Ready, body: { ok: true }, blob: new Uint8Array([1]) };
     assertSameMessage(decodeAll(encodeMessage(78, next), d), next);

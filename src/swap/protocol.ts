@@ -9,9 +9,10 @@
 //   6  u16 message type (0 is Invalid)
 //   8  u32 message id (every fragment of a message carries it)
 //   12 u16 fragment index (0, 1, ...)
-//   14 u16 flags (bit 0: MORE fragments follow)
+//   14 u16 flags (bit 0: MORE fragments follow; every other bit must be 0)
 //   16 u32 fragment payload length
-//   20 u32 CRC-32C of the fragment payload
+//   20 u32 CRC-32C of header bytes 0-19 followed by the fragment payload, so a damaged type, id,
+//          index or flags field fails the checksum as a damaged payload does
 //   24 payload bytes
 // A message's payload (all fragments joined) is: u32 JSON length | JSON body (UTF-8) | binary blob.
 
@@ -44,11 +45,20 @@ export enum MessageType {
   ReturnVm = 12,
 }
 
+export type HandoverErrorCode = 'ERR_HANDOVER_MAGIC' | 'ERR_HANDOVER_VERSION' | 'ERR_HANDOVER_TYPE' | 'ERR_HANDOVER_CHECKSUM'
+  | 'ERR_HANDOVER_TRUNCATED' | 'ERR_HANDOVER_OVERSIZED' | 'ERR_HANDOVER_SEQUENCE' | 'ERR_HANDOVER_BODY' | 'ERR_HANDOVER_FLAGS';
+
 export class HandoverError extends Error {
-  constructor(readonly code: 'ERR_HANDOVER_MAGIC' | 'ERR_HANDOVER_VERSION' | 'ERR_HANDOVER_TYPE' | 'ERR_HANDOVER_CHECKSUM'
-    | 'ERR_HANDOVER_TRUNCATED' | 'ERR_HANDOVER_OVERSIZED' | 'ERR_HANDOVER_SEQUENCE' | 'ERR_HANDOVER_BODY', message: string) {
-    super(message);
+  override readonly name = 'HandoverError';
+
+  constructor(readonly code: HandoverErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
   }
+}
+
+/** The checksum of a frame: header bytes 0-19 (everything but the checksum field), then the payload. */
+function frameChecksum(header: Uint8Array, part: Uint8Array): number {
+  return crc32c(part, crc32c(header.subarray(0, 20)));
 }
 
 export interface Message {
@@ -76,8 +86,8 @@ export function encodeMessage(id: number, m: Message): Uint8Array[] {
     v.setUint16(12, index, true);
     v.setUint16(14, off + part.byteLength < payload.byteLength ? FLAG_MORE : 0, true);
     v.setUint32(16, part.byteLength, true);
-    v.setUint32(20, crc32c(part), true);
     f.set(part, FRAME_HEADER_BYTES);
+    v.setUint32(20, frameChecksum(f, part), true);
     frames.push(f);
   }
   return frames;
@@ -102,11 +112,13 @@ export class MessageDecoder {
     if (type === MessageType.Invalid || !(type in MessageType)) throw new HandoverError('ERR_HANDOVER_TYPE', `unknown message type ${type}`);
     const id = v.getUint32(8, true);
     const index = v.getUint16(12, true);
-    const more = (v.getUint16(14, true) & FLAG_MORE) !== 0;
+    const flags = v.getUint16(14, true);
+    const more = (flags & FLAG_MORE) !== 0;
     const len = v.getUint32(16, true);
     if (len !== frame.byteLength - FRAME_HEADER_BYTES) throw new HandoverError('ERR_HANDOVER_TRUNCATED', `frame says ${len} payload bytes but carries ${frame.byteLength - FRAME_HEADER_BYTES}`);
     const part = frame.subarray(FRAME_HEADER_BYTES);
-    if (crc32c(part) !== v.getUint32(20, true)) throw new HandoverError('ERR_HANDOVER_CHECKSUM', `message ${id} fragment ${index} fails its checksum: it was corrupted in transit`);
+    if (frameChecksum(frame, part) !== v.getUint32(20, true)) throw new HandoverError('ERR_HANDOVER_CHECKSUM', `message ${id} fragment ${index} fails its checksum: it was corrupted in transit`);
+    if ((flags & ~FLAG_MORE) !== 0) throw new HandoverError('ERR_HANDOVER_FLAGS', `message ${id} fragment ${index} sets unknown flag bits 0x${(flags & ~FLAG_MORE).toString(16)}: the peer speaks an incompatible variant of protocol ${version}`);
     if (this.current ? this.current.id !== id || this.current.type !== type || this.current.next !== index : index !== 0) {
       this.reset();
       throw new HandoverError('ERR_HANDOVER_SEQUENCE', `fragment ${index} of message ${id} arrived out of order`);

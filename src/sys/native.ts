@@ -40,6 +40,8 @@ export interface NativeAddon {
   unixListen(path: string, backlog: number): number;
   sendmsg(fd: number, data: Uint8Array, fds: number[]): number;
   recvmsg(fd: number, buf: Uint8Array): { bytes: number; fds: number[]; truncated: boolean };
+  /** poll(2) for POLLOUT: true once fd is writable (or errored), false on timeout. Blocks the thread. */
+  waitWritable(fd: number, timeoutMs: number): boolean;
   fdWatch(fd: number, onReadable: (status: number) => void): FdWatchHandle;
   fdUnwatch(handle: FdWatchHandle): void;
   vcpuThreadCreate(vcpuFd: number, onExit: (code: number) => void): VcpuThreadHandle;

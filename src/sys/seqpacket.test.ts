@@ -3,6 +3,8 @@
 // once. Every test also checks that it leaves no fd open.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
@@ -108,6 +110,45 @@ async function fdWatchCallsBack(): Promise<boolean> {
     n.close(x);
     n.close(y);
   }
+}
+
+/**
+ * Runs `script` (an ES module body) in a child node process that gets `fd` as its fd 3 and `args` as
+ * process.argv[1...]; resolves with its exit code and output once it has exited and its pipes closed.
+ */
+async function runChild(script: string, fd: number, args: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, ...args], { stdio: ['ignore', 'pipe', 'pipe', fd] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** A child that reads packets from fd 3 until the peer closes, then prints their count, size and SHA-256. */
+const READER_CHILD = `
+const { SeqpacketSocket } = await import(process.argv[1]);
+const { createHash } = await import('node:crypto');
+await new Promise((r) => setTimeout(r, Number(process.argv[2]))); // let the sender fill the buffer first
+const s = new SeqpacketSocket(3);
+const hash = createHash('sha256');
+let packets = 0, bytes = 0;
+s.receive((p) => { packets++; bytes += p.data.length; hash.update(p.data); }, (e) => {
+  process.stdout.write(JSON.stringify({ packets, bytes, sha256: hash.digest('hex'), error: e ? String(e) : null }));
+  s.close();
+});
+`;
+
+// The first child process of a process opens libuv's SIGCHLD pipe for good; open it here, so no
+// test counts it as a leaked fd.
+{
+  const [x, y] = native().socketpair(SOCK_SEQPACKET);
+  await runChild('', x);
+  native().close(x);
+  native().close(y);
 }
 
 const fdWatchWorks = await fdWatchCallsBack();
@@ -277,22 +318,97 @@ describe('SeqpacketSocket', { skip }, () => {
     b.close();
   });
 
-  itNoLeak('an empty packet is not mistaken for the peer closing', async () => {
+  itNoLeak('an empty packet is refused by send, so it is never mistaken for the peer closing', async () => {
+    const n = native();
     const [a, b] = SeqpacketSocket.pair();
     const atB = new Inbox(b);
+    const efd = n.eventfd(0, EFD_NONBLOCK);
     try {
-      // Either send refuses an empty packet, or the receiver delivers it; both keep the stream going.
-      try {
-        a.send(new Uint8Array(0));
-      } catch (e) {
-        assert.ok(e instanceof SeqpacketError, String(e));
+      for (const fds of [[], [efd]]) {
+        assert.throws(() => a.send(new Uint8Array(0), fds), (e: unknown) => {
+          assert.ok(e instanceof SeqpacketError, String(e));
+          assert.match(e.message, /empty packet/);
+          return true;
+        });
       }
       a.send(bytes(2, 2));
-      await atB.until(() => atB.packets.some((p) => p.data.length === 2) || atB.closes.length > 0, 'the next packet');
+      await atB.until(() => atB.packets.length === 1 || atB.closes.length > 0, 'the next packet');
       assert.deepEqual(atB.closes, [], 'the receiver took an empty packet for a close');
+      assert.deepEqual(atB.packets[0]!.data, bytes(2, 2));
+      assert.deepEqual(atB.packets[0]!.fds, [], 'the refused packet\'s fd was not sent');
+    } finally {
+      n.close(efd);
+      a.close();
+      b.close();
+    }
+  });
+
+  itNoLeak('a few MiB get through to a peer that reads in another process, waiting whenever the send buffer is full', async () => {
+    const [a, b] = SeqpacketSocket.pair();
+    let child: Promise<{ code: number | null; stdout: string; stderr: string }>;
+    try {
+      child = runChild(READER_CHILD, b.fd, [new URL('./seqpacket.js', import.meta.url).href, '200']);
+    } finally {
+      b.close(); // the child has its own copy; the parent's would keep the socket from ever closing
+    }
+    // Receiving on the sending end too makes it O_NONBLOCK (uv_poll_init), as in a real channel.
+    const atA = new Inbox(a);
+    a.sendTimeoutMs = 20_000; // a slow machine may take long to start the child
+    const hash = createHash('sha256');
+    const count = 64; // 4 MiB, ~20 times the default send buffer
+    try {
+      for (let i = 0; i < count; i++) {
+        const p = bytes(SEQPACKET_MAX_BYTES, i);
+        hash.update(p);
+        a.send(p);
+      }
+    } finally {
+      a.close();
+    }
+    const { code, stdout, stderr } = await child;
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(JSON.parse(stdout), { packets: count, bytes: count * SEQPACKET_MAX_BYTES, sha256: hash.digest('hex'), error: null });
+    assert.deepEqual([atA.packets, atA.closes], [[], []]);
+  });
+
+  itNoLeak('a send to a peer that stopped reading fails after sendTimeoutMs, having sent none of that packet', async () => {
+    const [a, b] = SeqpacketSocket.pair();
+    new Inbox(a); // O_NONBLOCK on a's side, as in a real channel; the helper does not depend on it
+    a.sendTimeoutMs = 150;
+    let sent = 0;
+    let error: unknown;
+    const started = performance.now();
+    try {
+      for (; sent < 1000; sent++) a.send(bytes(SEQPACKET_MAX_BYTES, sent));
+    } catch (e) {
+      error = e;
+    }
+    const waited = performance.now() - started;
+    try {
+      assert.ok(error instanceof SeqpacketError, String(error));
+      assert.match(error.message, /timed out after 150 ms .*the peer stopped reading/);
+      assert.ok(sent > 0 && sent < 1000, `${sent} packets went out before the buffer filled`);
+      assert.ok(waited >= 140, `gave up after ${waited.toFixed(0)} ms`);
+      assert.equal(native().waitWritable(a.fd, 0), false, 'the send buffer is still full');
+      // The receiver gets exactly the packets before the failed one, whole; then the stream goes on.
+      const atB = new Inbox(b);
+      await atB.until(() => atB.packets.length === sent, `${sent} packets`);
+      assert.equal(native().waitWritable(a.fd, 1000), true, 'room again once the peer has read');
+      a.send(bytes(9, 9));
+      await atB.until(() => atB.packets.length === sent + 1, 'the packet after');
+      assert.ok(atB.packets.slice(0, sent).every((p, i) => p.data.length === SEQPACKET_MAX_BYTES && p.data[0] === bytes(1, i)[0]));
+      assert.deepEqual(atB.packets[sent]!.data, bytes(9, 9));
+      assert.deepEqual(atB.closes, []);
     } finally {
       a.close();
       b.close();
     }
-  }, { todo: 'bug: recvmsg returns 0 for an empty SEQPACKET record as for EOF; send() should refuse empty packets' });
+  });
+
+  it('waitWritable rejects bad arguments and a closed fd', () => {
+    const n = native();
+    assert.throws(() => n.waitWritable(0, -1), TypeError);
+    assert.throws(() => n.waitWritable('x' as unknown as number, 0), TypeError);
+    assert.throws(() => n.waitWritable(999_999, 0), (e: unknown) => (e as { code?: string }).code === 'EBADF');
+  });
 });
