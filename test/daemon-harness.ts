@@ -21,12 +21,12 @@ export class DaemonHarness {
 
   get socket(): string { return path.join(this.stateDir, 'api.sock'); }
 
-  cli(args: string[], opts: { timeoutMs?: number; signalAfterMs?: number } = {}): Promise<CliResult> {
+  cli(args: string[], opts: { timeoutMs?: number; signalAfterMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
     return runCli([...args, ...(args[0] === 'run' ? [] : ['--state-dir', this.stateDir])], opts);
   }
 
-  async start(extra: string[] = []): Promise<number> {
-    const r = await this.cli(['daemon', 'start', '--mem-budget', '256M', ...extra], { timeoutMs: 30_000 });
+  async start(extra: string[] = [], env?: NodeJS.ProcessEnv): Promise<number> {
+    const r = await this.cli(['daemon', 'start', '--mem-budget', '256M', ...extra], { timeoutMs: 30_000, env });
     if (r.code !== 0) throw new Error(`daemon start failed (${r.code}): ${r.stderr}`);
     const pid = Number(/pid (\d+)/.exec(r.stdout)![1]);
     this.pids.add(pid);
@@ -69,8 +69,14 @@ export class DaemonHarness {
     this.pids.delete(pid);
   }
 
+  /** The pid that owns the state dir now (after a swap, the new instance). */
+  ownerPid(): number {
+    return Number(readFileSync(path.join(this.stateDir, 'daemon.pid'), 'utf8').trim());
+  }
+
   /** Kills every daemon this harness started that is still alive, removes leftover cgroups and the dir. */
   async cleanup(): Promise<void> {
+    for (const pid of this.pidsSeen) if (this.alive(pid) && this.isOurs(pid)) this.pids.add(pid);
     for (const pid of this.pids) {
       if (this.alive(pid)) process.kill(pid, 'SIGKILL');
       await this.waitGone(pid).catch(() => undefined);
@@ -80,6 +86,15 @@ export class DaemonHarness {
       if (existsSync(cg)) await new Promise((r) => execFile('rmdir', [cg], () => r(undefined)));
     }
     rmSync(this.stateDir, { recursive: true, force: true });
+  }
+
+  /** A process started for this state dir (a daemon, or a swap's new instance). */
+  private isOurs(pid: number): boolean {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(this.stateDir);
+    } catch {
+      return false;
+    }
   }
 
   private get pidsSeen(): number[] {

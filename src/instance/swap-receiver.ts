@@ -157,6 +157,12 @@ export class SwapReceiver {
       case MessageType.VmState: return this.restore(m);
       case MessageType.ReturnVm: return this.giveBack(m);
       case MessageType.DiscardVm: return this.discard(str(m, 'name'));
+      case MessageType.ConsoleHistory: {
+        const bytes = m.body['bytes'];
+        const vm = this.registry.list().find((v) => v.name === str(m, 'name'));
+        if (vm && typeof bytes === 'string') vm.console.addHistory(Buffer.from(bytes, 'base64'));
+        return;
+      }
       case MessageType.VmRunning: return this.returned(m);
       case MessageType.Retire: done(await this.takeOver(m, platform)); return;
       case MessageType.Abort: await this.discardAll(); done(undefined); return;
@@ -179,7 +185,7 @@ export class SwapReceiver {
       const memfd = Memfd.fromFd(m.fds[0]!, config.memMib * MiB);
       const console = new VmConsole(this.stateDir.consoleLogPath(name));
       const tail = m.body['consoleTail'];
-      if (typeof tail === 'string') console.seedTail(Buffer.from(tail, 'base64'));
+      if (typeof tail === 'string') console.addHistory(Buffer.from(tail, 'base64'));
       const machine = Machine.createShell({
         name, kernel: new Uint8Array(0), cmdline: '', memSizeMib: config.memMib, vcpus: config.vcpus,
         cpus: this.partition.cpus, prefault: 'now',

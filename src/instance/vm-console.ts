@@ -70,12 +70,16 @@ export class VmConsole implements ByteSink {
     this.logBytes += chunk.byteLength;
   }
 
-  /** Starts the in-memory tail with output from before a hot swap, so `console/log` keeps it. */
-  seedTail(bytes: Uint8Array): void {
-    const b = Buffer.from(bytes);
-    this.tail.unshift(b);
-    this.tailBytes += b.byteLength;
+  /**
+   * Output from before a hot swap, which the previous instance hands over in pieces (oldest first);
+   * it goes before everything this instance has seen, so `console/log` reads as one history.
+   */
+  addHistory(bytes: Uint8Array): void {
+    this.history = Buffer.concat([this.history, Buffer.from(bytes)]);
+    if (this.history.byteLength > TAIL_BYTES) this.history = Buffer.from(this.history.subarray(this.history.byteLength - TAIL_BYTES));
   }
+
+  private history: Buffer = Buffer.alloc(0);
 
   private compactTail(): void {
     const all = Buffer.concat(this.tail);
@@ -88,7 +92,7 @@ export class VmConsole implements ByteSink {
   readTail(maxBytes: number): Buffer {
     this.flush();
     this.compactTail();
-    const all = this.tail[0] ?? Buffer.alloc(0);
+    const all = Buffer.concat([this.history, this.tail[0] ?? Buffer.alloc(0)]);
     return all.subarray(Math.max(0, all.byteLength - maxBytes));
   }
 

@@ -29,6 +29,9 @@ export interface VmMove {
 const forVm = (name: string, ...types: MessageType[]) => (m: Received): boolean => types.includes(m.type) && m.body['name'] === name;
 
 /** Hands B the VM's memfd and config; resolves when B has built the shell. The VM keeps running in A. */
+/** Console bytes each VM had written when its tail went to B with PrepareVm. */
+const tailSentAt = new WeakMap<MovableVm, number>();
+
 export async function prepareVmInB(channel: HandoverChannel, vm: MovableVm, journal: SwapJournal): Promise<number> {
   const m = vm.running;
   if (!m) throw new SwapError('ERR_SWAP_MOVE', `VM ${vm.name} is not running`);
@@ -36,6 +39,7 @@ export async function prepareVmInB(channel: HandoverChannel, vm: MovableVm, jour
   const t0 = performance.now();
   // The console tail travels here, before the pause, not in the pause window's state message.
   const consoleTail = Buffer.from(vm.console.readTail(CONSOLE_TAIL_BYTES)).toString('base64');
+  tailSentAt.set(vm, vm.console.bytesOut);
   channel.send(MessageType.PrepareVm, { name: vm.name, config: vm.config, createdAt: vm.createdAt, consoleTail }, { fds: [m.memory.memfd.fd] });
   const reply = await channel.waitFor(`the shell of ${vm.name}`, forVm(vm.name, MessageType.ShellReady, MessageType.VmFailed), SHELL_TIMEOUT_MS);
   if (reply.type === MessageType.VmFailed) throw new SwapError('ERR_SWAP_MOVE', `B could not build ${vm.name}: ${str(reply, 'message')}`);
@@ -78,6 +82,9 @@ export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: S
     throw new MoveFailure(`B refused ${vm.name}: ${str(reply, 'message')}; it runs on in this instance`, false);
   }
   const resumedAtNs = BigInt(str(reply, 'resumedAtNs'));
+  // What the guest printed between PrepareVm and the pause, so B's console history has no hole.
+  const since = vm.console.bytesOut - (tailSentAt.get(vm) ?? vm.console.bytesOut);
+  if (since > 0) channel.send(MessageType.ConsoleHistory, { name: vm.name, bytes: Buffer.from(vm.console.readTail(Math.min(since, CONSOLE_TAIL_BYTES))).toString('base64') });
   // A keeps its paused copy ("parked") until the swap commits, so a rollback can bring the VM back.
   journal.write('vm.moved', { vm: vm.name });
   return {

@@ -43,6 +43,8 @@ export enum MessageType {
   Abort = 11,
   /** A asks B to send a moved VM back (rollback); B answers with VmState, A with VmRunning. */
   ReturnVm = 12,
+  /** A → B after a VM runs in B: console output from between PrepareVm and the pause. */
+  ConsoleHistory = 13,
 }
 
 export type HandoverErrorCode = 'ERR_HANDOVER_MAGIC' | 'ERR_HANDOVER_VERSION' | 'ERR_HANDOVER_TYPE' | 'ERR_HANDOVER_CHECKSUM'
