@@ -7,6 +7,8 @@ import { BenchRunError } from './errors.js';
 
 export const HB_START_LINE = /^heartbeat start period_us=(\d+) tsc_khz=(\d+)$/;
 const HB_LINE = /^hb (\d+) (\d+) (\d+)$/;
+/** Heartbeats this close to the guest's first one are left out of a window: the guest is still settling. */
+const SKIP_AFTER_BOOT_MS = 100;
 
 export interface Beat { seq: number; tsc: bigint; maxgapUs: number }
 
@@ -54,16 +56,23 @@ export interface GapWindow {
 }
 
 /**
- * Analyses the beats with seq in [fromSeq, toSeq]. Throws if the beats do not reach back to fromSeq, since the
- * window would then be silently shorter than asked.
+ * Analyses the beats whose TSC is in [fromTsc, toTsc] (the window is in guest time, so a guest that prints late
+ * still gets a window of the asked length). `wholeLog` says the beats start at the guest's first line: then a
+ * window reaching before it is cut at SKIP_AFTER_BOOT_MS after boot; otherwise the tail must reach fromTsc,
+ * or the window would silently be shorter than asked.
  */
-export function gapWindow(beats: readonly Beat[], fromSeq: number, toSeq: number, quietUntilSeq: number, periodUs: number, tscKhz: number,
-  what: string): GapWindow {
-  const w = beats.filter((b) => b.seq >= fromSeq && b.seq <= toSeq);
-  if (beats.length === 0 || beats[0]!.seq > fromSeq) {
-    throw new BenchRunError(`${what}: the console tail starts at seq ${beats[0]?.seq ?? 'none'}, after the window's first seq ${fromSeq}; fetch a longer tail`);
+export function gapWindow(beats: readonly Beat[], fromTsc: bigint, toTsc: bigint, quietUntilSeq: number, periodUs: number, tscKhz: number,
+  wholeLog: boolean, what: string): GapWindow {
+  if (beats.length === 0) throw new BenchRunError(`${what}: no heartbeat in the console tail`);
+  let from = fromTsc;
+  if (wholeLog) {
+    const boot = beats[0]!.tsc + BigInt(SKIP_AFTER_BOOT_MS * tscKhz);
+    if (from < boot) from = boot;
+  } else if (beats[0]!.tsc > from) {
+    throw new BenchRunError(`${what}: the console tail starts at seq ${beats[0]!.seq}, after the window's start; fetch a longer tail`);
   }
-  if (w.length < 2) throw new BenchRunError(`${what}: only ${w.length} heartbeat(s) with seq in ${fromSeq}..${toSeq}`);
+  const w = beats.filter((b) => b.tsc >= from && b.tsc <= toTsc);
+  if (w.length < 2) throw new BenchRunError(`${what}: only ${w.length} heartbeat(s) in the window`);
   const periodMs = periodUs / 1000;
   let gap = -Infinity;
   let gapEndSeq = Number.NaN;

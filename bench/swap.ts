@@ -286,18 +286,20 @@ async function waitHeartbeating(api: ApiClient, names: string[], periodUs: numbe
   return [...all][0]!;
 }
 
-async function lastSeqs(api: ApiClient, names: string[]): Promise<Map<string, number>> {
+/** Each VM's last complete heartbeat line. */
+async function lastBeats(api: ApiClient, names: string[]): Promise<Map<string, Beat>> {
   const seqs = await forEachLimited(names, async (n) => {
     const beats = parseBeats(await api.text(`/v1/vms/${n}/console/log?tailBytes=${SEQ_TAIL_BYTES}`), true, `swap: VM ${n}`);
     if (beats.length === 0) throw new BenchRunError(`swap: VM ${n}'s last ${SEQ_TAIL_BYTES} console bytes hold no heartbeat`);
-    return beats[beats.length - 1]!.seq;
+    return beats[beats.length - 1]!;
   });
   return new Map(names.map((n, i) => [n, seqs[i]!]));
 }
 
-async function consoleBeats(api: ApiClient, name: string, tailBytes: number): Promise<Beat[]> {
+async function consoleBeats(api: ApiClient, name: string, tailBytes: number): Promise<{ beats: Beat[]; wholeLog: boolean }> {
   const text = await api.text(`/v1/vms/${name}/console/log?tailBytes=${tailBytes}`);
-  return parseBeats(text, Buffer.byteLength(text) >= tailBytes, `swap: VM ${name}`);
+  const wholeLog = Buffer.byteLength(text) < tailBytes && text.startsWith('heartbeat start');
+  return { beats: parseBeats(text, !wholeLog, `swap: VM ${name}`), wholeLog };
 }
 
 async function checkAllRunning(api: ApiClient, names: string[], when: string): Promise<void> {
@@ -339,6 +341,8 @@ interface SwapRun {
   guestRamResidentMib: number;
   extraHostMemoryMib: number;
   samples: number;
+  /** The host's 1-minute load average just before the swap: others' work on the same 2 CPUs shows here. */
+  loadAvg1: number;
 }
 
 function phaseMs(r: SwapReportJson, name: string): { start: number; end: number | null } {
@@ -378,8 +382,9 @@ async function runSwap(api: ApiClient): Promise<SwapReportJson> {
 async function swapOnce(index: number, api: ApiClient, stateDir: string, names: string[], a: SwapArgs, tscKhz: number, owned: Owned,
   log: (line: string) => void): Promise<SwapRun> {
   const aPid = (await api.json<{ pid: number }>('GET', '/v1/instance')).pid;
+  const loadAvg1 = os.loadavg()[0]!;
   owned.pids.add(aPid);
-  const seq0 = await lastSeqs(api, names);
+  const seq0 = await lastBeats(api, names);
   const sampler = new MemSampler(aPid, stateDir);
   const t0 = performance.now();
   sampler.start(t0);
@@ -403,13 +408,14 @@ async function swapOnce(index: number, api: ApiClient, stateDir: string, names: 
   owned.pids.add(toPid);
   if (toPid !== report.to.pid) throw new BenchRunError(`swap: after swap ${index} the API is answered by pid ${toPid}, the report names ${report.to.pid}`);
   await checkAllRunning(api, names, `after swap ${index}`);
-  const seq1 = await lastSeqs(api, names);
+  const seq1 = await lastBeats(api, names);
   const tSeq1 = performance.now();
 
   // Let the guests print the window's second half, then read each console back to before the swap.
   await sleep(WINDOW_MS + WINDOW_SLACK_MS);
   const shmemAfter = shmemMib();
   const k = Math.ceil((WINDOW_MS * 1000) / a.periodUs);
+  const windowTsc = BigInt(WINDOW_MS * tscKhz);
   const gaps: number[] = [];
   const quiet: number[] = [];
   let worstAt = 0;
@@ -418,16 +424,16 @@ async function swapOnce(index: number, api: ApiClient, stateDir: string, names: 
   let seqDuplicated = 0;
   const problems: string[] = [];
   await forEachLimited(names, async (n) => {
-    const s0 = seq0.get(n)!;
-    const s1 = seq1.get(n)!;
+    const b0 = seq0.get(n)!;
+    const b1 = seq1.get(n)!;
     const sinceSeq1 = performance.now() - tSeq1 + 200;
-    const lines = s1 - s0 + 2 * k + Math.ceil((sinceSeq1 * 1000) / a.periodUs) + 100;
-    const tail = Math.min(MAX_TAIL_BYTES, lines * 48);
-    const beats = await consoleBeats(api, n, tail);
-    const w = gapWindow(beats, s0 - k, s1 + k, s0, a.periodUs, tscKhz, `swap: swap ${index}, VM ${n}`);
+    // At most one line per period, twice over for safety: from a window before the swap to now.
+    const lines = b1.seq - b0.seq + 2 * (2 * k + Math.ceil((sinceSeq1 * 1000) / a.periodUs)) + 100;
+    const { beats, wholeLog } = await consoleBeats(api, n, Math.min(MAX_TAIL_BYTES, lines * 48));
+    const w = gapWindow(beats, b0.tsc - windowTsc, b1.tsc + windowTsc, b0.seq, a.periodUs, tscKhz, wholeLog, `swap: swap ${index}, VM ${n}`);
+    if (w.gapMs > worst) [worst, worstAt] = [w.gapMs, w.gapEndSeq - b0.seq];
     gaps.push(w.gapMs);
     quiet.push(w.quietGapMs);
-    if (w.gapMs > worst) [worst, worstAt] = [w.gapMs, w.gapEndSeq - s0];
     seqLost += w.seqLost;
     seqDuplicated += w.seqDuplicated;
     for (const p of w.seqProblems) problems.push(`${n}: ${p}`);
@@ -466,6 +472,7 @@ async function swapOnce(index: number, api: ApiClient, stateDir: string, names: 
     guestRamResidentMib: sampler.aRssShmemBeforeMib,
     extraHostMemoryMib: sampler.peakDaemonsRssAnonMib - sampler.aRssAnonBeforeMib + Math.max(0, shmemGrowthPeakMib),
     samples: sampler.samples,
+    loadAvg1,
   };
   if (run.hostPauseUs.length !== names.length) throw new BenchRunError(`swap: the report of ${report.id} lists ${run.hostPauseUs.length} moved VMs, expected ${names.length}`);
   log(`swap: swap ${index}: pid ${aPid} → ${toPid} in ${run.totalMs.toFixed(0)} ms (B start ${run.bStartMs.toFixed(0)} ms, move-vm ${run.moveAllMs.toFixed(0)} ms), ` +
@@ -567,7 +574,7 @@ export async function runSwapBench(argv: string[], log: (line: string) => void):
         guestGapMsMax: round(Math.max(...r.guestGapMs), 3), worstGapAtSeqAfterSwapStart: r.worstGapAtSeqAfterSwapStart,
         shmemGrowthPeakMib: round(r.shmemGrowthPeakMib, 2), shmemAfterMinusBeforeMib: round(r.shmemAfterMinusBeforeMib, 2),
         aRssAnonBeforeMib: round(r.aRssAnonBeforeMib, 1), daemonsRssAnonPeakMib: round(r.daemonsRssAnonPeakMib, 1),
-        extraHostMemoryMib: round(r.extraHostMemoryMib, 2), samples: r.samples,
+        extraHostMemoryMib: round(r.extraHostMemoryMib, 2), samples: r.samples, loadAvg1: round(r.loadAvg1),
       })),
       qemu,
       gapRatioVsQemu: round(guestGap.p50 / qemuGapP50, 3),
