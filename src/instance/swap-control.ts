@@ -11,6 +11,7 @@ import type { Daemon, DaemonParts } from './daemon.js';
 import { packageVersion } from './package-info.js';
 import { encodedSliceFor } from './platform-view.js';
 import { writeFileAtomic } from './atomic-file.js';
+import { sweepStaleCpusets } from './partition/cpuset-cgroup.js';
 
 export type SwapReportJson = ReturnType<SwapReport['toJSON']>;
 
@@ -52,6 +53,10 @@ export class SwapControl {
       runningVms: () => registry.list().filter((v) => v.running !== undefined),
       forgetMoved: (name) => registry.forgetMoved(name),
       retirementFds: () => ({ apiListenFd: this.daemon.listenFd(), lockFd: stateDir.lockFd }),
+      cleanUpAfterB: () => {
+        const removed = sweepStaleCpusets();
+        if (removed.length > 0) log.info({ removed }, 'swap.cleaned-up-after-b');
+      },
       log: (event, fields) => log.info(fields, event),
     };
   }

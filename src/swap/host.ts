@@ -35,5 +35,7 @@ export interface SwapHost {
   forgetMoved(name: string): void;
   /** The API's listening socket fd and the state-dir lock fd, handed to B at retirement. */
   retirementFds(): { apiListenFd: number; lockFd: number };
+  /** After B is gone without cleaning up (it crashed or was killed): remove what it left. */
+  cleanUpAfterB(): void;
   log(event: string, fields: Record<string, unknown>): void;
 }

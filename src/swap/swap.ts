@@ -177,6 +177,7 @@ export class Swap {
         }
       }
       if (bTrusted) await stopB(b.child, b.channel);
+      this.host.cleanUpAfterB();
       this.journal.write('b.stopped');
     }
     // Any VM paused for a move that never completed resumes here.

@@ -2,7 +2,7 @@
 // change its CPUs, and remove it. It never touches CPU hotplug, other controllers or cgroup v2.
 // Reference: Documentation/admin-guide/cgroup-v1/cpusets.rst.
 
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { formatCpuList, isSubset, normalizeCpus, parseCpuList } from './cpu-list.js';
 
@@ -101,6 +101,7 @@ export class CpusetCgroup {
     const dir = path.join(parent, name);
     const cg = new CpusetCgroup(name, root, dir, prefix);
     cg.ensureParent(cpus);
+    sweepStale(parent);
     try {
       try {
         mkdirSync(dir);
@@ -234,4 +235,41 @@ export class CpusetCgroup {
       throw new CgroupError('ERR_CGROUP_WRITE', `cannot write "${value}" to ${p}: ${(e as Error).message}${hint}`, { cause: e });
     }
   }
+}
+
+/**
+ * Removes empty cpusets left by instances that died without cleaning up (SIGKILL, a crash): a
+ * child named <anything>-<pid> whose pid is gone and which has no task in it.
+ */
+export function sweepStale(parent: string): string[] {
+  const removed: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(parent, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  } catch {
+    return removed;
+  }
+  for (const name of entries) {
+    const m = /-(\d+)$/.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    try {
+      process.kill(pid, 0);
+      continue; // its owner lives
+    } catch {
+      // gone: remove the cpuset if it is empty
+    }
+    try {
+      rmdirSync(path.join(parent, name));
+      removed.push(name);
+    } catch {
+      // not empty or already gone
+    }
+  }
+  return removed;
+}
+
+/** Sweeps the shared swapvisor/ parent of the default hierarchy (see sweepStale). */
+export function sweepStaleCpusets(): string[] {
+  return sweepStale(path.join(CPUSET_ROOT, CPUSET_PARENT));
 }
