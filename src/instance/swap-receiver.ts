@@ -157,6 +157,11 @@ export class SwapReceiver {
       case MessageType.VmState: return this.restore(m);
       case MessageType.ReturnVm: return this.giveBack(m);
       case MessageType.DiscardVm: return this.discard(str(m, 'name'));
+      case MessageType.Imminent:
+        // A is pausing this VM now: stay awake until its state is in (see hot-loop.ts).
+        this.coolDown();
+        this.releaseHot = this.hot.holdFor(2000);
+        return;
       case MessageType.ConsoleHistory: {
         const bytes = m.body['bytes'];
         const vm = this.registry.list().find((v) => v.name === str(m, 'name'));
@@ -192,8 +197,6 @@ export class SwapReceiver {
       }, console, memfd, this.registry.hostForAdoption.ringPoller);
       this.shells.set(name, { config, createdAt: str(m, 'createdAt'), machine, console });
       this.channel.send(MessageType.ShellReady, { name });
-      // From the first shell until the retirement, VMs move: keep the loop hot (see hot-loop.ts).
-      this.releaseHot ??= this.hot.hold();
       if (faultArmed('b-crash-after-shell')) crashNow();
     } catch (e) {
       this.fail(name, e);
@@ -217,6 +220,7 @@ export class SwapReceiver {
       shell.machine.start();
       const t3 = process.hrtime.bigint();
       this.channel.send(MessageType.VmRunning, { name, resumedAtNs: resumedAtNs.toString() });
+      this.coolDown();
       this.log.info({ vm: name, decodeUs: Number(t1 - t0) / 1000, restoreUs: Number(resumedAtNs - t1) / 1000, startUs: Number(t3 - resumedAtNs) / 1000, receivedAtNs: t0.toString() }, 'swap.receiver.restore-timing');
       this.shells.delete(name);
       this.registry.adoptRunning(InstanceVm.adopt(shell.config, shell.createdAt, shell.console, this.registry.hostForAdoption, shell.machine));

@@ -7,6 +7,16 @@ export class HotLoop {
   private users = 0;
   private spinning = false;
 
+  /** Holds the loop hot for at most `maxMs`, or until the returned release is called. */
+  holdFor(maxMs: number): () => void {
+    const release = this.hold();
+    const timer = setTimeout(release, maxMs);
+    return () => {
+      clearTimeout(timer);
+      release();
+    };
+  }
+
   hold(): () => void {
     this.users++;
     if (!this.spinning) {

@@ -11,6 +11,7 @@ import { faultArmed } from './faults.js';
 import type { SwapJournal } from './journal.js';
 import { MessageType, str } from './protocol.js';
 import { SwapError } from './swap-error.js';
+import type { HotLoop } from './hot-loop.js';
 
 export const SHELL_TIMEOUT_MS = 30_000;
 export const MOVE_TIMEOUT_MS = 10_000;
@@ -58,9 +59,21 @@ export class MoveFailure extends SwapError {
  * Pauses the VM in A, sends its state, and waits for B to run it. On a clear refusal from B the VM
  * is resumed here before this throws; when B went silent the caller must stop B before resuming.
  */
-export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: SwapJournal, shellMs: number): Promise<VmMove> {
+export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: SwapJournal, shellMs: number, hot: HotLoop): Promise<VmMove> {
   const m = vm.running;
   if (!m) throw new MoveFailure(`VM ${vm.name} is not running`, false);
+  // Both loops stay hot only around this VM's pause window: an idle CPU here is a halted vCPU of
+  // the machine underneath, and waking it costs milliseconds (see hot-loop.ts).
+  const release = hot.holdFor(MOVE_TIMEOUT_MS);
+  try {
+    return await pauseAndSend(channel, vm, m, journal, shellMs);
+  } finally {
+    release();
+  }
+}
+
+async function pauseAndSend(channel: HandoverChannel, vm: MovableVm, m: NonNullable<MovableVm['running']>, journal: SwapJournal, shellMs: number): Promise<VmMove> {
+  channel.send(MessageType.Imminent, { name: vm.name });
   await m.pause();
   const pausedAtNs = process.hrtime.bigint();
   journal.write('vm.paused', { vm: vm.name }, false);

@@ -45,6 +45,8 @@ export enum MessageType {
   ReturnVm = 12,
   /** A → B after a VM runs in B: console output from between PrepareVm and the pause. */
   ConsoleHistory = 13,
+  /** A → B: "about to pause {name}": B keeps its event loop hot until the state arrives. */
+  Imminent = 14,
 }
 
 export type HandoverErrorCode = 'ERR_HANDOVER_MAGIC' | 'ERR_HANDOVER_VERSION' | 'ERR_HANDOVER_TYPE' | 'ERR_HANDOVER_CHECKSUM'

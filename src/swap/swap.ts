@@ -114,13 +114,8 @@ export class Swap {
     });
     this.checkAbort();
     // One VM at a time through the pause window: B restores on one thread anyway, and a VM waiting
-    // its turn would otherwise sit paused. The loop stays hot while VMs move (see hot-loop.ts).
-    const release = this.hot.hold();
-    try {
-      await this.moveEach(moving, b, shellMs);
-    } finally {
-      release();
-    }
+    // its turn would otherwise sit paused.
+    await this.moveEach(moving, b, shellMs);
   }
 
   private readonly hot = new HotLoop();
@@ -133,7 +128,7 @@ export class Swap {
         b.channel.send(MessageType.DiscardVm, { name: vm.name });
         return;
       }
-      const move: VmMove = await moveVm(b.channel, vm, this.journal, shellMs.get(vm.name) ?? 0);
+      const move: VmMove = await moveVm(b.channel, vm, this.journal, shellMs.get(vm.name) ?? 0, this.hot);
       this.moved.push(vm);
       this.report.vms.push(move);
       this.progress();
