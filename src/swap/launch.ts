@@ -23,7 +23,7 @@ export interface LaunchedB {
   exited: Promise<number | null>;
 }
 
-export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; version: string }): Promise<LaunchedB> {
+export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; version: string; onSpawn?: (pid: number) => void }): Promise<LaunchedB> {
   const [mine, theirs] = SeqpacketSocket.pair();
   const child = spawn(process.execPath, [
     pkg.cli, 'daemon', 'receive', '--state-dir', opts.stateDir, '--cpus', pkg.bCpus.join(','),
@@ -40,6 +40,7 @@ export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; vers
     throw new SwapError('ERR_SWAP_LAUNCH', `${message}${stderr ? `; B said: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`, { cause });
   };
   if (child.pid === undefined) fail('could not start the new instance');
+  opts.onSpawn?.(child.pid!);
   channel.send(MessageType.Hello, {
     fromVersion: opts.version, pid: process.pid, cpus: [...pkg.aCpus, ...pkg.bCpus], protocol: [...PROTOCOL_WINDOW],
     stateFormat: [MIN_READABLE_FORMAT_VERSION, CURRENT_FORMAT_VERSION],

@@ -85,7 +85,10 @@ export class Swap {
         return this.report;
       }
       this.shrink = await this.phase('partition', () => shrinkForSwap(this.host.partition, pkg.aCpus));
-      this.b = await this.phase('launch', () => launchB(pkg, { stateDir: this.host.stateDir, version: this.host.version }));
+      this.b = await this.phase('launch', () => launchB(pkg, {
+        stateDir: this.host.stateDir, version: this.host.version,
+        onSpawn: (pid) => { this.report.to.pid = pid; this.journal.write('b.spawned', { bPid: pid }); },
+      }));
       this.report.to.version = this.b.version;
       this.report.to.pid = this.b.pid;
       this.journal.write('b.ready', { bPid: this.b.pid, bVersion: this.b.version, healthMs: this.b.healthMs });
