@@ -38,8 +38,10 @@ function makeSecondBuild() {
 function verdict(name, text) {
   const hb = [...text.matchAll(/^hb (\d+) (\d+) \d+$/gm)].map((m) => [Number(m[1]), BigInt(m[2])]);
   if (hb.length > 0) {
-    const khz = Number(/tsc_khz=(\d+)/.exec(text)?.[1] ?? 0);
-    const period = Number(/period_us=(\d+)/.exec(text)?.[1] ?? 1000) / 1000;
+    const period = Number(/period_us=(\d+)/.exec(text)?.[1] ?? 2000) / 1000;
+    // TSC ticks per ms: from the start line if the history still has it, else from the median tick.
+    const deltas = hb.slice(1).map(([, t], i) => Number(t - hb[i][1])).sort((a, b) => a - b);
+    const khz = Number(/tsc_khz=(\d+)/.exec(text)?.[1] ?? 0) || deltas[Math.floor(deltas.length / 2)] / period;
     const holes = hb.filter(([s], i) => i > 0 && s !== hb[i - 1][0] + 1).length;
     const gap = khz ? Math.max(...hb.slice(1).map(([, t], i) => Number(t - hb[i][1]) / khz - period)) : NaN;
     return `${name}: ${hb.length} heartbeats, ${holes === 0 ? 'none lost or repeated' : `${holes} HOLES`}, largest gap ${gap.toFixed(2)} ms`;

@@ -188,7 +188,7 @@ export class SwapReceiver {
       if (m.fds.length !== 1) throw new Error(`expected one memfd, got ${m.fds.length} fds`);
       const config = validateVmConfig(m.body['config']);
       const memfd = Memfd.fromFd(m.fds[0]!, config.memMib * MiB);
-      const console = new VmConsole(this.stateDir.consoleLogPath(name));
+      const console = new VmConsole(this.stateDir.consoleLogPath(name), 'handed-over');
       const tail = m.body['consoleTail'];
       if (typeof tail === 'string') console.addHistory(Buffer.from(tail, 'base64'));
       const machine = Machine.createShell({

@@ -1,7 +1,7 @@
 // One VM's console stream: what the guest writes to its UART goes to an in-memory tail, a log
 // file in the state dir, and every attached client; what clients send goes to the guest's input.
 
-import { closeSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
 import type { ByteSink } from '../devices/device.js';
 
 const TAIL_BYTES = 1024 * 1024;
@@ -23,12 +23,27 @@ export class VmConsole implements ByteSink {
   bytesIn = 0;
   private input: ((bytes: Uint8Array) => void) | undefined;
 
-  constructor(private readonly logPath: string) {
+  /**
+   * @param history 'from-log' starts the in-memory history with the end of the existing log (a VM
+   *   reloaded by a new daemon); 'handed-over' leaves it to the previous instance (a hot swap).
+   */
+  constructor(private readonly logPath: string, history: 'from-log' | 'handed-over' = 'from-log') {
     this.logFd = openSync(logPath, 'a', 0o600);
     try {
       this.logBytes = statSync(logPath).size;
     } catch {
       this.logBytes = 0;
+    }
+    if (history === 'from-log' && this.logBytes > 0) {
+      const n = Math.min(this.logBytes, TAIL_BYTES);
+      const buf = Buffer.alloc(n);
+      const fd = openSync(logPath, 'r');
+      try {
+        readSync(fd, buf, 0, n, this.logBytes - n);
+      } finally {
+        closeSync(fd);
+      }
+      this.history = buf;
     }
   }
 

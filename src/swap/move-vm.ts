@@ -15,7 +15,7 @@ import type { HotLoop } from './hot-loop.js';
 
 export const SHELL_TIMEOUT_MS = 30_000;
 export const MOVE_TIMEOUT_MS = 10_000;
-const CONSOLE_TAIL_BYTES = 64 * 1024;
+const CONSOLE_TAIL_BYTES = 256 * 1024;
 
 export interface VmMove {
   name: string;
