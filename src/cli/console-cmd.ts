@@ -6,8 +6,8 @@ import type { Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 import { ApiClient, stateDirFrom } from './api-client.js';
 import { UsageError } from './errors.js';
+import { CONSOLE_USAGE } from './usage.js';
 
-export const CONSOLE_USAGE = 'usage: swapvisor console VM [--state-dir DIR]   (detach with Ctrl-])';
 const DETACH = 0x1d;
 
 export async function consoleCommand(argv: string[]): Promise<number> {

@@ -12,10 +12,8 @@ import { parseCpuList } from '../instance/partition/cpu-list.js';
 import { ApiClient, DaemonNotRunningError, stateDirFrom } from './api-client.js';
 import { UsageError } from './errors.js';
 import { parseSizeMib } from './size.js';
+import { DAEMON_USAGE } from './usage.js';
 
-export const DAEMON_USAGE = `usage: swapvisor daemon start [--state-dir DIR] [--cpus LIST] [--mem-budget SIZE] [--restart-lost] [--foreground]
-       swapvisor daemon stop [--state-dir DIR]
-       swapvisor daemon status [--state-dir DIR] [--json]`;
 
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 60_000;

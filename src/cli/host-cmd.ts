@@ -4,8 +4,8 @@
 import { parseArgs } from 'node:util';
 import { ApiClient, stateDirFrom } from './api-client.js';
 import { UsageError } from './errors.js';
+import { HOST_USAGE } from './usage.js';
 
-export const HOST_USAGE = 'usage: swapvisor host info [--platform] [--json] [--state-dir DIR]';
 
 interface InstanceView {
   version: string;

@@ -1,14 +1,9 @@
 // The swapvisor command line: dispatches subcommands and turns every error into one clear line.
 
+// Commands are loaded when used: `run` must not pay for the daemon's dependencies at start-up.
 import { ApiCallError, DaemonNotRunningError } from './api-client.js';
-import { CONSOLE_USAGE, consoleCommand } from './console-cmd.js';
-import { DAEMON_USAGE, daemonCommand } from './daemon-cmd.js';
 import { describeError } from './errors.js';
-import { HOST_USAGE, hostCommand } from './host-cmd.js';
-import { RUN_USAGE, runCommand } from './run.js';
-import { VM_USAGE, vmCommand } from './vm-cmd.js';
-import { SWAP_USAGE, swapCommand } from './swap-cmd.js';
-import { versionCommand } from './version-cmd.js';
+import { CONSOLE_USAGE, DAEMON_USAGE, HOST_USAGE, RUN_USAGE, SWAP_USAGE, VM_USAGE } from './usage.js';
 
 const USAGE = `usage: swapvisor <command> [options]
 
@@ -38,19 +33,19 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'run':
-        return await runCommand(rest);
+        return await (await import('./run.js')).runCommand(rest);
       case 'daemon':
-        return await daemonCommand(rest);
+        return await (await import('./daemon-cmd.js')).daemonCommand(rest);
       case 'vm':
-        return await vmCommand(rest);
+        return await (await import('./vm-cmd.js')).vmCommand(rest);
       case 'console':
-        return await consoleCommand(rest);
+        return await (await import('./console-cmd.js')).consoleCommand(rest);
       case 'host':
-        return await hostCommand(rest);
+        return await (await import('./host-cmd.js')).hostCommand(rest);
       case 'swap':
-        return await swapCommand(rest);
+        return await (await import('./swap-cmd.js')).swapCommand(rest);
       case 'version':
-        return await versionCommand(rest);
+        return await (await import('./version-cmd.js')).versionCommand(rest);
       case undefined:
       case 'help':
       case '--help':

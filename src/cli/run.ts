@@ -8,9 +8,8 @@ import { Machine, type MachineExit } from '../vmm/machine.js';
 import { UsageError } from './errors.js';
 import { guestKitPath } from '../instance/guest-kit.js';
 import { parseSizeMib } from './size.js';
+import { RUN_USAGE } from './usage.js';
 
-export const RUN_USAGE = `usage: swapvisor run (--guest NAME | --kernel FILE [--initrd FILE]) [--mem SIZE] [--vcpus N]
-                     [--cmdline TEXT] [--entry auto|long-mode|pvh] [--cpus LIST]`;
 
 const MAX_IMAGE_BYTES = 512 * 1024 * 1024;
 

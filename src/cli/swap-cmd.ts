@@ -12,10 +12,8 @@ import { ApiClient, stateDirFrom } from './api-client.js';
 import { UsageError } from './errors.js';
 import { renderSwapHtml } from './swap-html.js';
 import { table } from './table.js';
+import { SWAP_USAGE } from './usage.js';
 
-export const SWAP_USAGE = `usage: swapvisor swap --to DIR [--dry-run] [--concurrency N] [--json] [--state-dir DIR]
-       swapvisor swap --abort [--state-dir DIR]
-       swapvisor swap report [--json] [--html FILE] [--state-dir DIR]`;
 
 const POLL_MS = 50;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -6,14 +6,8 @@ import { ApiClient, stateDirFrom } from './api-client.js';
 import { UsageError } from './errors.js';
 import { parseSizeMib } from './size.js';
 import { table } from './table.js';
+import { VM_USAGE } from './usage.js';
 
-export const VM_USAGE = `usage: swapvisor vm create NAME (--guest G | --kernel FILE [--initrd FILE]) [--mem SIZE] [--vcpus N]
-                        [--cmdline TEXT] [--entry auto|long-mode|pvh] [--start] [--restart-on-lost]
-       swapvisor vm start|pause|resume|stop NAME
-       swapvisor vm rm NAME [--force]
-       swapvisor vm ls [--json]
-       swapvisor vm show NAME [--json]
-  every vm command takes --state-dir DIR (default: $SWAPVISOR_STATE_DIR or /var/lib/swapvisor)`;
 
 function uptime(sec: number | null): string {
   if (sec === null) return '-';

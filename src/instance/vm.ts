@@ -68,7 +68,8 @@ export class InstanceVm {
     vm.machine = machine;
     vm.startedAtMs = Date.now();
     vm.console.connectInput((bytes) => machine.serial.enqueueInput(bytes));
-    host.persist(vm);
+    // No persist here: the stored definition already says 'running' (the previous instance wrote it),
+    // and two fsyncs right after the resume would hold up the guest's first exits.
     void machine.exited.then((exit) => vm.onExit(machine, exit));
     return vm;
   }
