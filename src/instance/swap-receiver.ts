@@ -46,6 +46,8 @@ interface Shell {
 }
 
 const HELLO_TIMEOUT_MS = 10_000;
+/** How long B's loop stays hot after resuming a VM, for the guest's first exits (see hot-loop.ts). */
+const POST_RESUME_HOT_MS = 50;
 const PROBE_TIMEOUT_MS = 10_000;
 
 /** Boots the guest kit's heartbeat for one tick on this host's /dev/kvm: B can run VMs. */
@@ -220,7 +222,9 @@ export class SwapReceiver {
       shell.machine.start();
       const t3 = process.hrtime.bigint();
       this.channel.send(MessageType.VmRunning, { name, resumedAtNs: resumedAtNs.toString() });
+      // The resumed guest's first exits come next: stay hot a little longer for them.
       this.coolDown();
+      this.releaseHot = this.hot.holdFor(POST_RESUME_HOT_MS);
       this.log.info({ vm: name, decodeUs: Number(t1 - t0) / 1000, restoreUs: Number(resumedAtNs - t1) / 1000, startUs: Number(t3 - resumedAtNs) / 1000, receivedAtNs: t0.toString() }, 'swap.receiver.restore-timing');
       this.shells.delete(name);
       this.registry.adoptRunning(InstanceVm.adopt(shell.config, shell.createdAt, shell.console, this.registry.hostForAdoption, shell.machine));
