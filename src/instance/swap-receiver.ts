@@ -163,6 +163,7 @@ export class SwapReceiver {
         // A is pausing this VM now: stay awake until its state is in (see hot-loop.ts).
         this.coolDown();
         this.releaseHot = this.hot.holdFor(2000);
+        this.channel.send(MessageType.ImminentAck, { name: str(m, 'name') });
         return;
       case MessageType.ConsoleHistory: {
         const bytes = m.body['bytes'];

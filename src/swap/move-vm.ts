@@ -15,6 +15,7 @@ import type { HotLoop } from './hot-loop.js';
 
 export const SHELL_TIMEOUT_MS = 30_000;
 export const MOVE_TIMEOUT_MS = 10_000;
+const IMMINENT_ACK_TIMEOUT_MS = 1_000;
 const CONSOLE_TAIL_BYTES = 256 * 1024;
 
 export interface VmMove {
@@ -74,6 +75,8 @@ export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: S
 
 async function pauseAndSend(channel: HandoverChannel, vm: MovableVm, m: NonNullable<MovableVm['running']>, journal: SwapJournal, shellMs: number): Promise<VmMove> {
   channel.send(MessageType.Imminent, { name: vm.name });
+  // Waking B's idle CPU costs milliseconds here: pay for it while the VM still runs, not while paused.
+  await channel.waitFor(`B ready for ${vm.name}`, forVm(vm.name, MessageType.ImminentAck), IMMINENT_ACK_TIMEOUT_MS).catch(() => undefined);
   await m.pause();
   const pausedAtNs = process.hrtime.bigint();
   journal.write('vm.paused', { vm: vm.name }, false);

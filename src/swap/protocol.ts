@@ -47,6 +47,8 @@ export enum MessageType {
   ConsoleHistory = 13,
   /** A → B: "about to pause {name}": B keeps its event loop hot until the state arrives. */
   Imminent = 14,
+  /** B → A: "awake and waiting for {name}": A pauses only once B's loop is hot. */
+  ImminentAck = 15,
 }
 
 export type HandoverErrorCode = 'ERR_HANDOVER_MAGIC' | 'ERR_HANDOVER_VERSION' | 'ERR_HANDOVER_TYPE' | 'ERR_HANDOVER_CHECKSUM'
