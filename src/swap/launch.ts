@@ -12,6 +12,8 @@ import { MessageType, PROTOCOL_WINDOW, int, range, str } from './protocol.js';
 import { SwapError } from './swap-error.js';
 
 export const READY_TIMEOUT_MS = 30_000;
+/** How long a B that failed to launch gets to exit (and clean up) on its own before it is killed. */
+const B_EXIT_GRACE_MS = 3_000;
 
 export interface LaunchedB {
   child: ChildProcess;
@@ -34,12 +36,17 @@ export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; vers
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-4000); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const channel = new HandoverChannel(mine);
-  const fail = (message: string, cause?: unknown): never => {
+  /** Closes the channel, lets B exit on its own (it cleans up after itself) or kills it, then throws. */
+  const fail = async (message: string, cause?: unknown): Promise<never> => {
     channel.close();
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) {
+      const timer = setTimeout(() => child.kill('SIGKILL'), B_EXIT_GRACE_MS);
+      await exited;
+      clearTimeout(timer);
+    }
     throw new SwapError('ERR_SWAP_LAUNCH', `${message}${stderr ? `; B said: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`, { cause });
   };
-  if (child.pid === undefined) fail('could not start the new instance');
+  if (child.pid === undefined) await fail('could not start the new instance');
   opts.onSpawn?.(child.pid!);
   channel.send(MessageType.Hello, {
     fromVersion: opts.version, pid: process.pid, cpus: [...pkg.aCpus, ...pkg.bCpus], protocol: [...PROTOCOL_WINDOW],
@@ -54,8 +61,8 @@ export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; vers
   } catch (e) {
     return fail(`the new instance did not come up: ${(e as Error).message}`, e);
   }
-  if (ready.body['healthy'] !== true) fail(`the new instance failed its health check: ${String(ready.body['reason'] ?? 'no reason given')}`);
+  if (ready.body['healthy'] !== true) await fail(`the new instance failed its health check: ${String(ready.body['reason'] ?? 'no reason given')}`);
   const [lo, hi] = range(ready, 'stateFormat');
-  if (CURRENT_FORMAT_VERSION < lo || CURRENT_FORMAT_VERSION > hi) fail(`the new instance reads state formats ${lo}-${hi}, not ${CURRENT_FORMAT_VERSION}`);
+  if (CURRENT_FORMAT_VERSION < lo || CURRENT_FORMAT_VERSION > hi) await fail(`the new instance reads state formats ${lo}-${hi}, not ${CURRENT_FORMAT_VERSION}`);
   return { child, pid: child.pid!, channel, version: str(ready, 'version'), healthMs: int(ready, 'healthMs'), exited };
 }

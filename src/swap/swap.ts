@@ -177,6 +177,8 @@ export class Swap {
       if (bTrusted) await stopB(b.child, b.channel);
       this.host.cleanUpAfterB();
       this.journal.write('b.stopped');
+    } else {
+      this.host.cleanUpAfterB(); // B failed to launch and has exited: remove what it may have left
     }
     // Any VM paused for a move that never completed resumes here.
     for (const vm of this.host.runningVms()) {
