@@ -24,7 +24,8 @@ export function swapSummary(r: SwapReportJson): string {
   const vms = table(['VM', 'HOST PAUSE US', 'SHELL MS', 'STATE BYTES'], r.vms.map((v) => [v.name, v.hostPauseUs.toFixed(0), ms(v.shellMs), String(v.stateBytes)]));
   const head = `swap ${r.id}: ${r.from.version} (pid ${r.from.pid}) -> ${r.to.version ?? '?'} (pid ${r.to.pid ?? '?'}): ${r.state}` +
     `${r.totalMs !== null ? `, ${ms(r.totalMs)} ms` : ''}, guest RAM copied: ${r.guestRamBytesCopied} bytes`;
-  const tail = [r.lost.length > 0 ? `lost: ${r.lost.join(', ')}` : '', r.error ? `error: ${r.error.message}` : ''].filter(Boolean).join('\n');
+  const canary = r.canary ? `canary ${r.canary.vm}: ${r.canary.ok ? 'healthy' : 'FAILED'} (${r.canary.detail}); original paused ${r.canary.pauseUs.toFixed(0)} us for the clone\n` : '';
+  const tail = [canary.trimEnd(), r.lost.length > 0 ? `lost: ${r.lost.join(', ')}` : '', r.error ? `error: ${r.error.message}` : ''].filter(Boolean).join('\n');
   return `${head}\n\n${phases}\n${r.vms.length > 0 ? vms : 'no VMs were running\n'}${tail ? `\n${tail}\n` : ''}`;
 }
 
@@ -62,6 +63,7 @@ export async function swapCommand(argv: string[]): Promise<number> {
     options: {
       'state-dir': { type: 'string' }, to: { type: 'string' }, 'dry-run': { type: 'boolean' }, abort: { type: 'boolean' },
       json: { type: 'boolean' }, html: { type: 'string' }, concurrency: { type: 'string' },
+      canary: { type: 'string' }, 'canary-secs': { type: 'string' }, 'canary-pattern': { type: 'string' },
     },
   });
   const api = new ApiClient(stateDirFrom(values['state-dir']));
@@ -82,7 +84,12 @@ export async function swapCommand(argv: string[]): Promise<number> {
   }
   if (values.to === undefined) throw new UsageError(`give the build to swap to with --to DIR\n${SWAP_USAGE}`);
   const concurrency = values.concurrency === undefined ? undefined : Number(values.concurrency);
-  const body = { to: path.resolve(values.to), ...(values['dry-run'] ? { dryRun: true } : {}), ...(concurrency !== undefined ? { concurrency } : {}) };
+  const canary = values.canary === undefined ? undefined : {
+    vm: values.canary,
+    ...(values['canary-secs'] !== undefined ? { secs: Number(values['canary-secs']) } : {}),
+    ...(values['canary-pattern'] !== undefined ? { pattern: values['canary-pattern'] } : {}),
+  };
+  const body = { to: path.resolve(values.to), ...(values['dry-run'] ? { dryRun: true } : {}), ...(concurrency !== undefined ? { concurrency } : {}), ...(canary ? { canary } : {}) };
   const first = await api.json<SwapReportJson>('POST', '/v1/swap', body);
   if (values['dry-run']) {
     const p = first.plan!;

@@ -12,6 +12,7 @@ export const RUN_USAGE = `usage: swapvisor run (--guest NAME | --kernel FILE [--
                      [--cmdline TEXT] [--entry auto|long-mode|pvh] [--cpus LIST]`;
 
 export const SWAP_USAGE = `usage: swapvisor swap --to DIR [--dry-run] [--concurrency N] [--json] [--state-dir DIR]
+                      [--canary VM [--canary-secs N] [--canary-pattern REGEX]]
        swapvisor swap --abort [--state-dir DIR]
        swapvisor swap report [--json] [--html FILE] [--state-dir DIR]`;
 

@@ -19,17 +19,38 @@ export interface SwapRequest {
   to: string;
   dryRun: boolean;
   concurrency: number;
+  canary?: { vm: string; secs: number; pattern?: string };
 }
 
 export function validateSwapRequest(body: unknown): SwapRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError('ERR_VALIDATION', 'the body must be a JSON object like {"to": "/path/to/build"}');
   const b = body as Record<string, unknown>;
-  for (const k of Object.keys(b)) if (!['to', 'dryRun', 'concurrency'].includes(k)) throw new ApiError('ERR_VALIDATION', `unknown field "${k}": remove it (the fields are to, dryRun, concurrency)`);
+  for (const k of Object.keys(b)) if (!['to', 'dryRun', 'concurrency', 'canary'].includes(k)) throw new ApiError('ERR_VALIDATION', `unknown field "${k}": remove it (the fields are to, dryRun, concurrency, canary)`);
   if (typeof b['to'] !== 'string' || !b['to'].startsWith('/') || b['to'].length > 4096) throw new ApiError('ERR_VALIDATION', 'to must be the absolute path of a built swapvisor');
   if (b['dryRun'] !== undefined && typeof b['dryRun'] !== 'boolean') throw new ApiError('ERR_VALIDATION', 'dryRun must be true or false');
   const c = b['concurrency'] ?? 4;
   if (typeof c !== 'number' || !Number.isInteger(c) || c < 1 || c > 16) throw new ApiError('ERR_VALIDATION', `concurrency must be an integer from 1 to 16 (got ${JSON.stringify(c)})`);
-  return { to: b['to'], dryRun: b['dryRun'] === true, concurrency: c };
+  return { to: b['to'], dryRun: b['dryRun'] === true, concurrency: c, canary: validateCanary(b['canary']) };
+}
+
+function validateCanary(c: unknown): SwapRequest['canary'] {
+  if (c === undefined) return undefined;
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) throw new ApiError('ERR_VALIDATION', 'canary must be an object like {"vm": "web1", "secs": 3}');
+  const o = c as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!['vm', 'secs', 'pattern'].includes(k)) throw new ApiError('ERR_VALIDATION', `unknown canary field "${k}": the fields are vm, secs, pattern`);
+  if (typeof o['vm'] !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,62}$/.test(o['vm'])) throw new ApiError('ERR_VALIDATION', 'canary.vm must be the name of a VM');
+  const secs = o['secs'] ?? 3;
+  if (typeof secs !== 'number' || !Number.isInteger(secs) || secs < 1 || secs > 300) throw new ApiError('ERR_VALIDATION', `canary.secs must be an integer from 1 to 300 (got ${JSON.stringify(secs)})`);
+  const pattern = o['pattern'];
+  if (pattern !== undefined) {
+    if (typeof pattern !== 'string' || pattern.length === 0 || pattern.length > 200) throw new ApiError('ERR_VALIDATION', 'canary.pattern must be a regular expression of 1 to 200 characters');
+    try {
+      new RegExp(pattern, 'm');
+    } catch (e) {
+      throw new ApiError('ERR_VALIDATION', `canary.pattern is not a valid regular expression: ${(e as Error).message}`);
+    }
+  }
+  return { vm: o['vm'], secs, ...(typeof pattern === 'string' ? { pattern } : {}) };
 }
 
 export class SwapControl {
@@ -64,7 +85,7 @@ export class SwapControl {
   /** Starts a swap; a dry run resolves with the plan, a real one with its first report at once. */
   async start(req: SwapRequest): Promise<{ status: number; report: SwapReportJson }> {
     if (this.current) throw new ApiError('ERR_VM_STATE', 'a swap is already in progress; follow it with GET /v1/swap or stop it with DELETE /v1/swap');
-    const swap = new Swap(this.host(), { id: `swap-${Date.now()}`, to: req.to, dryRun: req.dryRun, concurrency: req.concurrency });
+    const swap = new Swap(this.host(), { id: `swap-${Date.now()}`, to: req.to, dryRun: req.dryRun, concurrency: req.concurrency, canary: req.canary });
     if (req.dryRun) return { status: 200, report: (await swap.run()).toJSON() };
     this.current = swap;
     this.parts.log.info({ to: req.to }, 'swap.start');

@@ -49,6 +49,12 @@ export enum MessageType {
   Imminent = 14,
   /** B → A: "awake and waiting for {name}": A pauses only once B's loop is hot. */
   ImminentAck = 15,
+  /** A → B: run a clone of {name} isolated for a while (state blob, memfd mapped copy-on-write). */
+  CanaryStart = 16,
+  /** B → A: how the clone did; the clone is gone by then. */
+  CanaryResult = 17,
+  /** B → A: the clone's private copy of the RAM is made; A may resume the original. */
+  CanaryMapped = 18,
 }
 
 export type HandoverErrorCode = 'ERR_HANDOVER_MAGIC' | 'ERR_HANDOVER_VERSION' | 'ERR_HANDOVER_TYPE' | 'ERR_HANDOVER_CHECKSUM'

@@ -18,6 +18,8 @@ export interface SwapReport {
   phases: Array<{ name: PhaseName; startMs: number; endMs: number | null }>;
   vms: VmMove[];
   lost: string[];
+  /** The canary's outcome, when the swap ran one. */
+  canary: { vm: string; ok: boolean; detail: string; pauseUs: number } | null;
   totalMs: number | null;
   /** Bytes of guest RAM that crossed the handover socket: always 0, RAM goes as memfds. */
   guestRamBytesCopied: 0;
@@ -31,7 +33,7 @@ export function newReport(id: string, to: string, fromVersion: string): SwapRepo
   const r: SwapReport = {
     id, state: 'running', phase: null, startedAt: new Date().toISOString(),
     from: { version: fromVersion, pid: process.pid }, to: { dir: to, version: null, pid: null },
-    plan: null, phases: [], vms: [], lost: [], totalMs: null, guestRamBytesCopied: 0, error: null,
+    plan: null, phases: [], vms: [], lost: [], canary: null, totalMs: null, guestRamBytesCopied: 0, error: null,
     elapsedMs: () => Math.round((performance.now() - t0) * 1000) / 1000,
     toJSON: () => {
       const { elapsedMs: _e, toJSON: _t, ...plain } = r;

@@ -15,12 +15,15 @@ import { MessageType } from './protocol.js';
 import { retireA } from './retire.js';
 import { SwapError } from './swap-error.js';
 import { HotLoop } from './hot-loop.js';
+import { type CanaryOptions, runCanary } from './canary.js';
 import { type SwapReport, newReport } from './report.js';
 
 export interface SwapOptions {
   id: string;
   to: string;
   dryRun?: boolean;
+  /** Clone this VM into B and check it before anything moves. */
+  canary?: CanaryOptions;
   /** How many VMs move at once. */
   concurrency?: number;
   onProgress?: (r: SwapReport) => void;
@@ -92,6 +95,7 @@ export class Swap {
       this.report.to.version = this.b.version;
       this.report.to.pid = this.b.pid;
       this.journal.write('b.ready', { bPid: this.b.pid, bVersion: this.b.version, healthMs: this.b.healthMs });
+      if (this.opts.canary) await this.canary(this.opts.canary, vms);
       await this.phase('move-vm', () => this.moveAll(vms, pkg));
       await this.phase('retire', () => this.retire());
       this.report.state = 'done';
@@ -137,6 +141,15 @@ export class Swap {
       this.progress();
       if (faultArmed('a-crash-after-first-vm')) crashNow();
     });
+  }
+
+  private async canary(opts: CanaryOptions, vms: readonly MovableVm[]): Promise<void> {
+    const vm = vms.find((v) => v.name === opts.vm);
+    if (!vm) throw new SwapError('ERR_SWAP_CANARY', `canary VM ${opts.vm} is not running here; pick a running VM`);
+    const result = await runCanary(this.b!.channel, vm, opts, this.journal);
+    this.report.canary = result;
+    this.progress();
+    if (!result.ok) throw new SwapError('ERR_SWAP_CANARY', `the canary clone of ${opts.vm} failed in the new build: ${result.detail}; nothing was moved`);
   }
 
   private async retire(): Promise<void> {

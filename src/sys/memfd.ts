@@ -2,7 +2,7 @@
 // with MAP_POPULATE). The fd is what a hot swap hands to the next instance; nothing is copied.
 
 import { OwnedFd } from './fd.js';
-import { MAP_POPULATE, MAP_SHARED, PROT_READ, PROT_WRITE, native } from './native.js';
+import { MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE, native } from './native.js';
 
 /** One mapping is at most 4 GiB (an ArrayBuffer's limit here); larger RAM uses several. */
 export const MAX_MAPPING_BYTES = 4 * 1024 * 1024 * 1024;
@@ -47,9 +47,13 @@ export class Memfd {
 
   get fd(): number { return this.owned.fd; }
 
-  map(offset: number, size: number, opts: { populate: boolean }): MemfdMapping {
+  /**
+   * Maps [offset, offset+size). A private mapping is copy-on-write: this process's writes never reach
+   * the memfd (a canary clone's RAM); pages it has not written still show the memfd's current bytes.
+   */
+  map(offset: number, size: number, opts: { populate: boolean; private?: boolean }): MemfdMapping {
     if (size > MAX_MAPPING_BYTES || offset + size > this.size) throw new RangeError('mapping outside the memfd');
-    const flags = MAP_SHARED | (opts.populate ? MAP_POPULATE : 0);
+    const flags = (opts.private ? MAP_PRIVATE : MAP_SHARED) | (opts.populate ? MAP_POPULATE : 0);
     const { buffer, address } = native().mmap(this.fd, size, PROT_READ | PROT_WRITE, flags, offset);
     const m = { offset, size, buffer, address };
     this.mappings.push(m);

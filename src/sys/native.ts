@@ -90,6 +90,7 @@ export const MAP_PRIVATE = 0x02;
 export const MAP_POPULATE = 0x8000;
 export const MAP_NORESERVE = 0x4000;
 export const MADV_DONTNEED = 4;
+export const MADV_POPULATE_WRITE = 23;
 export const SOCK_STREAM = 1;
 export const SOCK_SEQPACKET = 5;
 export const SOCK_NONBLOCK = 0o4000;

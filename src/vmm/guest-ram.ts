@@ -5,6 +5,7 @@ import { GuestMemory, type GuestRegion } from '../memory/guest-memory.js';
 import { ramRegionsForSize } from '../arch/x86_64/memory-map.js';
 import { gpa } from '../memory/gpa.js';
 import { MAX_MAPPING_BYTES, Memfd } from '../sys/memfd.js';
+import { MADV_POPULATE_WRITE, native } from '../sys/native.js';
 import type { VmFd } from '../sys/kvm.js';
 
 export interface RamSlot {
@@ -34,7 +35,7 @@ export class GuestRam {
   }
 
   /** Maps an existing memfd (a fresh one, or one received from another instance) into `vm`. */
-  static attach(vm: VmFd, memfd: Memfd, prefault: 'now' | 'background'): GuestRam {
+  static attach(vm: VmFd, memfd: Memfd, prefault: 'now' | 'background', privateCopy = false): GuestRam {
     const regions: GuestRegion[] = [];
     const slots: RamSlot[] = [];
     let fileOffset = 0;
@@ -42,7 +43,10 @@ export class GuestRam {
       for (let done = 0; done < region.size; done += MAX_MAPPING_BYTES) {
         const size = Math.min(MAX_MAPPING_BYTES, region.size - done);
         const start = region.start + done;
-        const mapping = memfd.map(fileOffset, size, { populate: prefault === 'now' });
+        const mapping = memfd.map(fileOffset, size, { populate: prefault === 'now' && !privateCopy, private: privateCopy });
+        // A private copy is taken now, page by page (write faults break copy-on-write), so that it is
+        // a snapshot of this moment rather than a view that follows later writes to the memfd.
+        if (privateCopy) native().madvise(mapping.buffer, 0, size, MADV_POPULATE_WRITE);
         const slot = slots.length;
         vm.setUserMemoryRegion({ slot, flags: 0, guestPhysAddr: start, memorySize: size, userspaceAddr: mapping.address });
         slots.push({ slot, guestPhysAddr: start, size, fileOffset });
