@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { decodeVmState, encodeVmState } from '../state/vm-state.js';
 import { Memfd } from '../sys/memfd.js';
+import { GuestRam } from '../vmm/guest-ram.js';
 import { OwnedFd } from '../sys/fd.js';
 import { SeqpacketSocket } from '../sys/seqpacket.js';
 import { HandoverChannel, type Received } from '../swap/channel.js';
@@ -263,11 +264,13 @@ export class SwapReceiver {
       const pattern = typeof patternText === 'string' ? new RegExp(patternText, 'm') : undefined;
       if (m.fds.length !== 1) throw new Error(`expected the VM's memfd, got ${m.fds.length} fds`);
       const memfd = Memfd.fromFd(m.fds[0]!, config.memMib * MiB);
+      // The copy first, then A may resume the original; the rest of the clone is built after.
+      const copy = GuestRam.takePrivateCopy(memfd);
+      this.channel.send(MessageType.CanaryMapped, { name });
       const log = new VmConsole(this.stateDir.consoleLogPath(`${name}.canary`), 'handed-over');
       const sink = { write: (b: Uint8Array): void => { log.write(b); if (text.length < 1 << 20) text += Buffer.from(b).toString('latin1'); } };
       machine = Machine.createShell({ name: `${name}-canary`, kernel: new Uint8Array(0), cmdline: '', memSizeMib: config.memMib, vcpus: config.vcpus, cpus: this.partition.cpus, prefault: 'now' },
-        sink, memfd, this.registry.hostForAdoption.ringPoller, { privateRam: true });
-      this.channel.send(MessageType.CanaryMapped, { name });
+        sink, memfd, this.registry.hostForAdoption.ringPoller, { premapped: copy });
       machine.restoreState(decodeVmState(m.blob).state);
       machine.start();
       const exit = await Promise.race([machine.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), secs * 1000))]);

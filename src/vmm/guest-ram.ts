@@ -4,7 +4,7 @@
 import { GuestMemory, type GuestRegion } from '../memory/guest-memory.js';
 import { ramRegionsForSize } from '../arch/x86_64/memory-map.js';
 import { gpa } from '../memory/gpa.js';
-import { MAX_MAPPING_BYTES, Memfd } from '../sys/memfd.js';
+import { MAX_MAPPING_BYTES, Memfd, type MemfdMapping } from '../sys/memfd.js';
 import { MADV_POPULATE_WRITE, native } from '../sys/native.js';
 import type { VmFd } from '../sys/kvm.js';
 
@@ -34,26 +34,46 @@ export class GuestRam {
     }
   }
 
-  /** Maps an existing memfd (a fresh one, or one received from another instance) into `vm`. */
-  static attach(vm: VmFd, memfd: Memfd, prefault: 'now' | 'background', privateCopy = false): GuestRam {
-    const regions: GuestRegion[] = [];
-    const slots: RamSlot[] = [];
+  /** How RAM of `size` bytes is cut into mappings: (guest address, file offset, length) each. */
+  private static layout(size: number): Array<{ start: number; fileOffset: number; size: number }> {
+    const out: Array<{ start: number; fileOffset: number; size: number }> = [];
     let fileOffset = 0;
-    for (const region of ramRegionsForSize(memfd.size)) {
+    for (const region of ramRegionsForSize(size)) {
       for (let done = 0; done < region.size; done += MAX_MAPPING_BYTES) {
-        const size = Math.min(MAX_MAPPING_BYTES, region.size - done);
-        const start = region.start + done;
-        const mapping = memfd.map(fileOffset, size, { populate: prefault === 'now' && !privateCopy, private: privateCopy });
-        // A private copy is taken now, page by page (write faults break copy-on-write), so that it is
-        // a snapshot of this moment rather than a view that follows later writes to the memfd.
-        if (privateCopy) native().madvise(mapping.buffer, 0, size, MADV_POPULATE_WRITE);
-        const slot = slots.length;
-        vm.setUserMemoryRegion({ slot, flags: 0, guestPhysAddr: start, memorySize: size, userspaceAddr: mapping.address });
-        slots.push({ slot, guestPhysAddr: start, size, fileOffset });
-        regions.push({ start: gpa(start), size, bytes: new Uint8Array(mapping.buffer) });
-        fileOffset += size;
+        const len = Math.min(MAX_MAPPING_BYTES, region.size - done);
+        out.push({ start: region.start + done, fileOffset, size: len });
+        fileOffset += len;
       }
     }
+    return out;
+  }
+
+  /**
+   * A private copy of the memfd's bytes as they are now: MAP_PRIVATE mappings with every page
+   * write-faulted (copied), so they are a snapshot rather than a view that follows later writes.
+   * Pass the result to attach() as `premapped`. A canary clone's RAM is made this way.
+   */
+  static takePrivateCopy(memfd: Memfd): MemfdMapping[] {
+    return GuestRam.layout(memfd.size).map((l) => {
+      const m = memfd.map(l.fileOffset, l.size, { populate: false, private: true });
+      native().madvise(m.buffer, 0, l.size, MADV_POPULATE_WRITE);
+      return m;
+    });
+  }
+
+  /**
+   * Maps an existing memfd (a fresh one, or one received from another instance) into `vm`, or
+   * registers mappings made before (`premapped`, from takePrivateCopy).
+   */
+  static attach(vm: VmFd, memfd: Memfd, prefault: 'now' | 'background', premapped?: readonly MemfdMapping[]): GuestRam {
+    const regions: GuestRegion[] = [];
+    const slots: RamSlot[] = [];
+    GuestRam.layout(memfd.size).forEach((l, slot) => {
+      const mapping = premapped?.[slot] ?? memfd.map(l.fileOffset, l.size, { populate: prefault === 'now' });
+      vm.setUserMemoryRegion({ slot, flags: 0, guestPhysAddr: l.start, memorySize: l.size, userspaceAddr: mapping.address });
+      slots.push({ slot, guestPhysAddr: l.start, size: l.size, fileOffset: l.fileOffset });
+      regions.push({ start: gpa(l.start), size: l.size, bytes: new Uint8Array(mapping.buffer) });
+    });
     return new GuestRam(memfd, new GuestMemory(regions), slots);
   }
 

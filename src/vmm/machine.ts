@@ -13,7 +13,7 @@ import type { VcpuFault } from './exits.js';
 import { GuestRam } from './guest-ram.js';
 import { type LegacyDeviceEvents, type LegacyDevices, type LegacyDeviceStates, createLegacyDevices, restoreLegacyDevices, saveLegacyDevices } from './legacy-devices.js';
 import { type KvmVmSnapshot, applyKvmState, captureKvmState } from './snapshot.js';
-import type { Memfd } from '../sys/memfd.js';
+import type { Memfd, MemfdMapping } from '../sys/memfd.js';
 import { Vcpu, type VcpuIo } from './vcpu.js';
 import { applyBootState, configureVcpu } from './vcpu-setup.js';
 import { COM1_PORT } from '../arch/x86_64/layout.js';
@@ -70,7 +70,7 @@ export class Machine {
   static create(input: MachineConfig, consoleSink: ByteSink, ringPoller: RingPoller = new RingPoller()): Machine {
     const config = validateMachineConfig(input);
     return Machine.construct(config, ringPoller, (m) => {
-      m.buildShell(consoleSink, undefined, false);
+      m.buildShell(consoleSink, undefined);
       m.loadBootKernel();
     });
   }
@@ -80,12 +80,12 @@ export class Machine {
    * received guest-RAM memfd (pre-faulted now, while the VM still runs elsewhere), vCPUs and devices.
    * Nothing runs until restoreState() and start(). The kernel image is not needed.
    */
-  static createShell(input: MachineConfig, consoleSink: ByteSink, memfd: Memfd, ringPoller: RingPoller = new RingPoller(), opts: { privateRam?: boolean } = {}): Machine {
+  static createShell(input: MachineConfig, consoleSink: ByteSink, memfd: Memfd, ringPoller: RingPoller = new RingPoller(), opts: { premapped?: readonly MemfdMapping[] } = {}): Machine {
     const config = validateMachineConfig(input, { needKernel: false });
     if (memfd.size !== config.memSizeMib * MiB) {
       throw new MachineConfigError(`the guest RAM memfd is ${memfd.size} bytes but the VM has ${config.memSizeMib} MiB`);
     }
-    return Machine.construct(config, ringPoller, (m) => m.buildShell(consoleSink, memfd, opts.privateRam ?? false));
+    return Machine.construct(config, ringPoller, (m) => m.buildShell(consoleSink, memfd, opts.premapped));
   }
 
   private static construct(config: MachineConfig, ringPoller: RingPoller, build: (m: Machine) => void): Machine {
@@ -108,15 +108,15 @@ export class Machine {
   get serial(): LegacyDevices['serial'] { return this.devices.serial; }
   get portBus(): Bus<PioDevice> { return this.devices.bus; }
 
-  /** @param privateRam map the memfd copy-on-write: the guest's writes stay in this process (a canary clone). */
-  private buildShell(consoleSink: ByteSink, memfd: Memfd | undefined, privateRam = false): void {
+  /** @param premapped RAM mappings made before (a canary clone's private copy), registered as they are. */
+  private buildShell(consoleSink: ByteSink, memfd: Memfd | undefined, premapped?: readonly MemfdMapping[]): void {
     const c = this.config;
     this.vm.setTssAddr(KVM_TSS_ADDRESS);
     this.vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDRESS);
     this.vm.createIrqchip();
     this.vm.createPit2(abi.KVM_PIT_SPEAKER_DUMMY);
     this.ram = memfd
-      ? GuestRam.attach(this.vm, memfd, 'now', privateRam)
+      ? GuestRam.attach(this.vm, memfd, 'now', premapped)
       : GuestRam.create(this.vm, c.memSizeMib * MiB, `swapvisor-${c.name}`, c.prefault ?? 'background');
     this.consoleSink = consoleSink;
     this.devices = createLegacyDevices(this.vm, this.deviceEvents());
