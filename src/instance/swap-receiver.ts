@@ -55,6 +55,8 @@ const PROBE_TIMEOUT_MS = 10_000;
 async function healthCheck(): Promise<{ healthy: boolean; reason?: string; ms: number }> {
   const t0 = performance.now();
   if (faultArmed('b-unhealthy')) return { healthy: false, reason: 'fault injected: b-unhealthy', ms: 0 };
+  // Compiling the API's validators takes ~150 ms the first time: do it now, not with a VM paused.
+  validateVmConfig({ name: 'swap-probe', guest: 'heartbeat', memMib: 4 });
   try {
     const kernel = new Uint8Array(readFileSync(guestKitPath('heartbeat')));
     const probe = Machine.create({ name: 'swap-probe', kernel, cmdline: 'count=3 period_us=1000', memSizeMib: 4, vcpus: 1, prefault: 'now' }, { write: () => {} });
