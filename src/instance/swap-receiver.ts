@@ -14,7 +14,7 @@ import { HandoverChannel, type Received } from '../swap/channel.js';
 import { faultArmed, crashNow } from '../swap/faults.js';
 import { HotLoop } from '../swap/hot-loop.js';
 import { SwapJournal } from '../swap/journal.js';
-import { MessageType, PROTOCOL_VERSION, PROTOCOL_WINDOW, int, range, str } from '../swap/protocol.js';
+import { FEATURES, MessageType, PROTOCOL_VERSION, PROTOCOL_WINDOW, int, range, str } from '../swap/protocol.js';
 import { CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION } from '../state/envelope.js';
 import { Machine, type MachineExit } from '../vmm/machine.js';
 import { MiB } from '../memory/gpa.js';
@@ -138,7 +138,7 @@ export class SwapReceiver {
     const health = await healthCheck();
     channel.send(MessageType.Ready, {
       version: packageVersion(), pid: process.pid, protocol: [...PROTOCOL_WINDOW],
-      stateFormat: [MIN_READABLE_FORMAT_VERSION, CURRENT_FORMAT_VERSION], healthy: health.healthy,
+      stateFormat: [MIN_READABLE_FORMAT_VERSION, CURRENT_FORMAT_VERSION], features: [...FEATURES], healthy: health.healthy,
       reason: health.reason ?? null, healthMs: Math.round(health.ms),
     });
     if (!health.healthy) {

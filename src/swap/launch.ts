@@ -21,6 +21,8 @@ export interface LaunchedB {
   channel: HandoverChannel;
   version: string;
   healthMs: number;
+  /** The optional messages B understands. */
+  features: ReadonlySet<string>;
   /** Rejects as soon as B exits. */
   exited: Promise<number | null>;
 }
@@ -64,5 +66,6 @@ export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; vers
   if (ready.body['healthy'] !== true) await fail(`the new instance failed its health check: ${String(ready.body['reason'] ?? 'no reason given')}`);
   const [lo, hi] = range(ready, 'stateFormat');
   if (CURRENT_FORMAT_VERSION < lo || CURRENT_FORMAT_VERSION > hi) await fail(`the new instance reads state formats ${lo}-${hi}, not ${CURRENT_FORMAT_VERSION}`);
-  return { child, pid: child.pid!, channel, version: str(ready, 'version'), healthMs: int(ready, 'healthMs'), exited };
+  const features = Array.isArray(ready.body['features']) ? (ready.body['features'] as unknown[]).filter((f): f is string => typeof f === 'string') : [];
+  return { child, pid: child.pid!, channel, version: str(ready, 'version'), healthMs: int(ready, 'healthMs'), features: new Set(features), exited };
 }

@@ -34,14 +34,14 @@ const forVm = (name: string, ...types: MessageType[]) => (m: Received): boolean 
 /** Console bytes each VM had written when its tail went to B with PrepareVm. */
 const tailSentAt = new WeakMap<MovableVm, number>();
 
-export async function prepareVmInB(channel: HandoverChannel, vm: MovableVm, journal: SwapJournal): Promise<number> {
+export async function prepareVmInB(channel: HandoverChannel, vm: MovableVm, journal: SwapJournal, features: ReadonlySet<string> = new Set()): Promise<number> {
   const m = vm.running;
   if (!m) throw new SwapError('ERR_SWAP_MOVE', `VM ${vm.name} is not running`);
   journal.write('vm.prepare', { vm: vm.name });
   const t0 = performance.now();
   // The console tail travels here, before the pause, not in the pause window's state message.
   const consoleTail = Buffer.from(vm.console.readTail(CONSOLE_TAIL_BYTES)).toString('base64');
-  tailSentAt.set(vm, vm.console.bytesOut);
+  if (features.has('console-history')) tailSentAt.set(vm, vm.console.bytesOut);
   channel.send(MessageType.PrepareVm, { name: vm.name, config: vm.config, createdAt: vm.createdAt, consoleTail }, { fds: [m.memory.memfd.fd] });
   const reply = await channel.waitFor(`the shell of ${vm.name}`, forVm(vm.name, MessageType.ShellReady, MessageType.VmFailed), SHELL_TIMEOUT_MS);
   if (reply.type === MessageType.VmFailed) throw new SwapError('ERR_SWAP_MOVE', `B could not build ${vm.name}: ${str(reply, 'message')}`);
@@ -60,23 +60,25 @@ export class MoveFailure extends SwapError {
  * Pauses the VM in A, sends its state, and waits for B to run it. On a clear refusal from B the VM
  * is resumed here before this throws; when B went silent the caller must stop B before resuming.
  */
-export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: SwapJournal, shellMs: number, hot: HotLoop): Promise<VmMove> {
+export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: SwapJournal, shellMs: number, hot: HotLoop, features: ReadonlySet<string> = new Set()): Promise<VmMove> {
   const m = vm.running;
   if (!m) throw new MoveFailure(`VM ${vm.name} is not running`, false);
   // Both loops stay hot only around this VM's pause window: an idle CPU here is a halted vCPU of
   // the machine underneath, and waking it costs milliseconds (see hot-loop.ts).
   const release = hot.holdFor(MOVE_TIMEOUT_MS);
   try {
-    return await pauseAndSend(channel, vm, m, journal, shellMs);
+    return await pauseAndSend(channel, vm, m, journal, shellMs, features.has('imminent'));
   } finally {
     release();
   }
 }
 
-async function pauseAndSend(channel: HandoverChannel, vm: MovableVm, m: NonNullable<MovableVm['running']>, journal: SwapJournal, shellMs: number): Promise<VmMove> {
-  channel.send(MessageType.Imminent, { name: vm.name });
-  // Waking B's idle CPU costs milliseconds here: pay for it while the VM still runs, not while paused.
-  await channel.waitFor(`B ready for ${vm.name}`, forVm(vm.name, MessageType.ImminentAck), IMMINENT_ACK_TIMEOUT_MS).catch(() => undefined);
+async function pauseAndSend(channel: HandoverChannel, vm: MovableVm, m: NonNullable<MovableVm['running']>, journal: SwapJournal, shellMs: number, imminent: boolean): Promise<VmMove> {
+  if (imminent) {
+    channel.send(MessageType.Imminent, { name: vm.name });
+    // Waking B's idle CPU costs milliseconds here: pay for it while the VM still runs, not while paused.
+    await channel.waitFor(`B ready for ${vm.name}`, forVm(vm.name, MessageType.ImminentAck), IMMINENT_ACK_TIMEOUT_MS).catch(() => undefined);
+  }
   await m.pause();
   const pausedAtNs = process.hrtime.bigint();
   journal.write('vm.paused', { vm: vm.name }, false);

@@ -23,6 +23,12 @@ export const HANDOVER_MAGIC = 0x4f485653;
 export const PROTOCOL_VERSION = 1;
 /** The protocol versions this build speaks. */
 export const PROTOCOL_WINDOW: readonly [number, number] = [1, 1];
+/**
+ * Optional messages this build understands, announced in READY. A sends an optional message only if
+ * B announced it, so an instance can swap to a build one version older or newer that lacks it.
+ */
+export const FEATURES = ['imminent', 'console-history', 'canary'] as const;
+export type Feature = (typeof FEATURES)[number];
 export const FRAME_HEADER_BYTES = 24;
 export const MAX_FRAGMENT_PAYLOAD = 60 * 1024;
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;

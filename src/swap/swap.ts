@@ -116,7 +116,7 @@ export class Swap {
     const moving: MovableVm[] = [];
     await forEachLimited(vms, this.opts.concurrency ?? 4, async (vm) => {
       if (!vm.running || vm.running.state !== 'running') return; // it stopped on its own meanwhile
-      shellMs.set(vm.name, await prepareVmInB(b.channel, vm, this.journal));
+      shellMs.set(vm.name, await prepareVmInB(b.channel, vm, this.journal, b.features));
       moving.push(vm);
     });
     this.checkAbort();
@@ -135,7 +135,7 @@ export class Swap {
         b.channel.send(MessageType.DiscardVm, { name: vm.name });
         return;
       }
-      const move: VmMove = await moveVm(b.channel, vm, this.journal, shellMs.get(vm.name) ?? 0, this.hot);
+      const move: VmMove = await moveVm(b.channel, vm, this.journal, shellMs.get(vm.name) ?? 0, this.hot, b.features);
       this.moved.push(vm);
       this.report.vms.push(move);
       this.progress();
@@ -146,6 +146,7 @@ export class Swap {
   private async canary(opts: CanaryOptions, vms: readonly MovableVm[]): Promise<void> {
     const vm = vms.find((v) => v.name === opts.vm);
     if (!vm) throw new SwapError('ERR_SWAP_CANARY', `canary VM ${opts.vm} is not running here; pick a running VM`);
+    if (!this.b!.features.has('canary')) throw new SwapError('ERR_SWAP_CANARY', `the build at ${this.opts.to} (version ${this.b!.version}) cannot run a canary; swap without --canary`);
     const result = await runCanary(this.b!.channel, vm, opts, this.journal);
     this.report.canary = result;
     this.progress();
