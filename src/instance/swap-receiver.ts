@@ -7,6 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { decodeVmState, encodeVmState } from '../state/vm-state.js';
 import { Memfd } from '../sys/memfd.js';
+import { Socket } from 'node:net';
+import { serveConsole } from './api/console-attach.js';
 import { GuestRam } from '../vmm/guest-ram.js';
 import { OwnedFd } from '../sys/fd.js';
 import { SeqpacketSocket } from '../sys/seqpacket.js';
@@ -180,6 +182,14 @@ export class SwapReceiver {
         this.releaseHot = this.hot.holdFor(2000);
         this.channel.send(MessageType.ImminentAck, { name: str(m, 'name') });
         return;
+      case MessageType.ConsoleClients: {
+        const vm = this.registry.list().find((v) => v.name === str(m, 'name'));
+        for (const fd of m.fds) {
+          if (!vm) { new OwnedFd(fd).close(); continue; }
+          serveConsole(vm.console, new Socket({ fd, readable: true, writable: true }));
+        }
+        return;
+      }
       case MessageType.ConsoleHistory: {
         const bytes = m.body['bytes'];
         const vm = this.registry.list().find((v) => v.name === str(m, 'name'));

@@ -9,6 +9,11 @@ const LOG_ROTATE_BYTES = 16 * 1024 * 1024;
 
 export interface ConsoleClient {
   write(bytes: Uint8Array): void;
+  /**
+   * For a hot swap: stop serving this client here and give up its connection's fd (the next
+   * instance serves it on). Undefined if the connection cannot be handed over.
+   */
+  handOff?(): number | undefined;
 }
 
 export class VmConsole implements ByteSink {
@@ -124,6 +129,20 @@ export class VmConsole implements ByteSink {
   attach(client: ConsoleClient): () => void {
     this.clients.add(client);
     return () => this.clients.delete(client);
+  }
+
+  /** Hands every attached connection over (see ConsoleClient.handOff): their fds, no longer served here. */
+  handOffClients(): number[] {
+    this.flush();
+    const fds: number[] = [];
+    for (const c of [...this.clients]) {
+      const fd = c.handOff?.();
+      if (fd !== undefined) {
+        fds.push(fd);
+        this.clients.delete(c);
+      }
+    }
+    return fds;
   }
 
   get clientCount(): number {

@@ -10,7 +10,7 @@ export interface MovableVm {
   readonly config: { readonly name: string; readonly memMib: number };
   readonly createdAt: string;
   readonly running: Machine | undefined;
-  readonly console: { flush(): void; readTail(maxBytes: number): Uint8Array; readonly bytesOut: number };
+  readonly console: { flush(): void; readTail(maxBytes: number): Uint8Array; readonly bytesOut: number; handOffClients(): number[] };
   /** Tears down this instance's copy after B runs the VM. */
   detachAfterMove(): Promise<void>;
 }

@@ -67,7 +67,13 @@ export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: S
   // the machine underneath, and waking it costs milliseconds (see hot-loop.ts).
   const release = hot.holdFor(MOVE_TIMEOUT_MS);
   try {
-    return await pauseAndSend(channel, vm, m, journal, shellMs, features.has('imminent'));
+    const move = await pauseAndSend(channel, vm, m, journal, shellMs, features.has('imminent'));
+    // Console connections follow the VM: B serves them on from now on; clients never reconnect.
+    if (features.has('console-clients')) {
+      const fds = vm.console.handOffClients();
+      if (fds.length > 0) channel.send(MessageType.ConsoleClients, { name: vm.name }, { fds });
+    }
+    return move;
   } finally {
     release();
   }

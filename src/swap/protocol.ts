@@ -27,7 +27,7 @@ export const PROTOCOL_WINDOW: readonly [number, number] = [1, 1];
  * Optional messages this build understands, announced in READY. A sends an optional message only if
  * B announced it, so an instance can swap to a build one version older or newer that lacks it.
  */
-export const FEATURES = ['imminent', 'console-history', 'canary'] as const;
+export const FEATURES = ['imminent', 'console-history', 'canary', 'console-clients'] as const;
 export type Feature = (typeof FEATURES)[number];
 export const FRAME_HEADER_BYTES = 24;
 export const MAX_FRAGMENT_PAYLOAD = 60 * 1024;
@@ -61,6 +61,8 @@ export enum MessageType {
   CanaryResult = 17,
   /** B → A: the clone's private copy of the RAM is made; A may resume the original. */
   CanaryMapped = 18,
+  /** A → B after a VM runs in B: the console connections attached to it, as fds. */
+  ConsoleClients = 19,
 }
 
 export type HandoverErrorCode = 'ERR_HANDOVER_MAGIC' | 'ERR_HANDOVER_VERSION' | 'ERR_HANDOVER_TYPE' | 'ERR_HANDOVER_CHECKSUM'

@@ -5,6 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ApiContext } from './server.js';
 import { errorStatus } from './http-util.js';
+import type { VmConsole } from '../vm-console.js';
 
 const CONSOLE_PATH = /^\/v1\/vms\/([a-z0-9][a-z0-9._-]{0,62})\/console$/;
 export const CONSOLE_UPGRADE = 'swapvisor-console';
@@ -30,10 +31,34 @@ export function attachConsole(ctx: ApiContext, req: IncomingMessage, socket: Dup
     return;
   }
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${CONSOLE_UPGRADE}\r\n\r\n`);
-  const detach = vm.console.attach({ write: (bytes) => { if (socket.writable) socket.write(bytes); } });
   if (head.byteLength > 0) vm.console.sendInput(head);
-  socket.on('data', (d: Buffer) => vm.console.sendInput(d));
+  serveConsole(vm.console, socket);
+  ctx.log('api.console.attach', { vm: vm.name });
+}
+
+/** The fd under a Node socket (Linux, libuv pipe or TCP handle); undefined when there is none. */
+function fdOf(socket: Duplex): number | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/**
+ * Serves one console connection: guest output to it, its bytes to the guest. During a hot swap the
+ * connection is handed to the next instance (which calls this again on its copy of the fd) without
+ * the client noticing: this side stops reading first, so no input is taken by the old instance.
+ */
+export function serveConsole(console: VmConsole, socket: Duplex): void {
+  const detach = console.attach({
+    write: (bytes) => { if (socket.writable) socket.write(bytes); },
+    handOff: () => {
+      const fd = fdOf(socket);
+      if (fd === undefined) return undefined;
+      socket.pause();
+      socket.removeAllListeners('data');
+      return fd;
+    },
+  });
+  socket.on('data', (d: Buffer) => console.sendInput(d));
   socket.on('close', detach);
   socket.on('error', detach);
-  ctx.log('api.console.attach', { vm: vm.name });
 }
