@@ -1,6 +1,7 @@
 // Shared helpers for the integration tests: run the real swapvisor CLI as a child process, and
 // count this process's open file descriptors to catch leaks.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -52,4 +53,11 @@ export function heartbeats(text: string): Array<{ seq: number; tsc: bigint; maxG
       const [, seq, tsc, gap] = l.split(' ');
       return { seq: Number(seq), tsc: BigInt(tsc!), maxGapUs: Number(gap) };
     });
+}
+
+/** Heartbeat seq numbers in `text` must run n, n+1, n+2, ... with no gap and no repeat. */
+export function assertHeartbeatsContinuous(text: string): void {
+  const seqs = [...text.matchAll(/^hb (\d+) \d+ \d+$/gm)].map((m) => Number(m[1]));
+  assert.ok(seqs.length > 10, `only ${seqs.length} heartbeats`);
+  seqs.forEach((s, i) => assert.equal(s, seqs[0]! + i, `heartbeat ${i} is ${s}, expected ${seqs[0]! + i}`));
 }

@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ROOT } from './helpers.js';
+import { ROOT, assertHeartbeatsContinuous } from './helpers.js';
 import { DaemonHarness } from './daemon-harness.js';
 
 const pinned = readFileSync(path.join(ROOT, 'test', 'previous-build.txt'), 'utf8').split(/\s/)[0]!;
@@ -20,12 +20,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 function cliOf(dir: string, args: string[]): { code: number | null; out: string } {
   const r = spawnSync(process.execPath, [path.join(dir, 'bin', 'swapvisor.cjs'), ...args, '--state-dir', h.stateDir], { encoding: 'utf8', timeout: 120_000 });
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
-
-function assertHeartbeatsContinuous(text: string): void {
-  const seqs = [...text.matchAll(/^hb (\d+) \d+ \d+$/gm)].map((m) => Number(m[1]));
-  assert.ok(seqs.length > 10);
-  seqs.forEach((s, i) => assert.equal(s, seqs[0]! + i, `heartbeat ${i} is ${s}`));
 }
 
 before(() => {

@@ -6,18 +6,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT } from './helpers.js';
+import { ROOT, assertHeartbeatsContinuous } from './helpers.js';
 import { DaemonHarness } from './daemon-harness.js';
 
 const h = new DaemonHarness();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 interface Report { state: string; vms: Array<{ name: string }>; canary: { vm: string; ok: boolean; detail: string } | null; error: { message: string } | null }
-
-function assertHeartbeatsContinuous(text: string): void {
-  const seqs = [...text.matchAll(/^hb (\d+) \d+ \d+$/gm)].map((m) => Number(m[1]));
-  assert.ok(seqs.length > 10);
-  seqs.forEach((s, i) => assert.equal(s, seqs[0]! + i, `heartbeat ${i} is ${s}`));
-}
 
 async function swap(args: string[]): Promise<{ code: number | null; report: Report }> {
   const r = await h.cli(['swap', '--to', ROOT, '--json', ...args], { timeoutMs: 90_000 });

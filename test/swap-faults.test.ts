@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { responseValidator } from '../src/instance/api/validate.js';
-import { ROOT } from './helpers.js';
+import { ROOT, assertHeartbeatsContinuous } from './helpers.js';
 import { DaemonHarness } from './daemon-harness.js';
 
 const RUNS = Number(process.env['SWAPVISOR_FAULT_RUNS'] ?? 2);
@@ -16,12 +16,6 @@ const instance = responseValidator('Instance');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const harnesses: DaemonHarness[] = [];
 after(async () => { for (const h of harnesses) await h.cleanup(); });
-
-function assertHeartbeatsContinuous(text: string): void {
-  const seqs = [...text.matchAll(/^hb (\d+) \d+ \d+$/gm)].map((m) => Number(m[1]));
-  assert.ok(seqs.length > 10, `only ${seqs.length} heartbeats`);
-  seqs.forEach((s, i) => assert.equal(s, seqs[0]! + i, `heartbeat ${i} is ${s}, expected ${seqs[0]! + i}`));
-}
 
 async function setUp(fault: string): Promise<{ h: DaemonHarness; aPid: number }> {
   const h = new DaemonHarness();

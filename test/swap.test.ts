@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { responseValidator } from '../src/instance/api/validate.js';
-import { ROOT } from './helpers.js';
+import { ROOT, assertHeartbeatsContinuous } from './helpers.js';
 import { DaemonHarness } from './daemon-harness.js';
 
 const h = new DaemonHarness();
@@ -19,14 +19,6 @@ interface Report { state: string; vms: Array<{ name: string; hostPauseUs: number
 
 async function consoleOf(name: string): Promise<string> {
   return (await h.http('GET', `/v1/vms/${name}/console/log?tailBytes=1048576`)).text;
-}
-
-/** Heartbeat seq numbers must run 1, 2, 3, ... with no gap and no repeat. */
-function assertHeartbeatsContinuous(text: string): number {
-  const seqs = [...text.matchAll(/^hb (\d+) \d+ \d+$/gm)].map((m) => Number(m[1]));
-  assert.ok(seqs.length > 10, `only ${seqs.length} heartbeats`);
-  seqs.forEach((s, i) => assert.equal(s, seqs[0]! + i, `heartbeat ${i} is ${s}, expected ${seqs[0]! + i}`));
-  return seqs.length;
 }
 
 async function swap(): Promise<Report> {
