@@ -184,9 +184,12 @@ export class SwapReceiver {
         return;
       case MessageType.ConsoleClients: {
         const vm = this.registry.list().find((v) => v.name === str(m, 'name'));
+        // Everything this instance's console has produced came after the resume (history from A is
+        // not counted in bytesOut): the connections missed exactly that much.
+        const missed = vm ? vm.console.readTail(vm.console.bytesOut) : undefined;
         for (const fd of m.fds) {
           if (!vm) { new OwnedFd(fd).close(); continue; }
-          serveConsole(vm.console, new Socket({ fd, readable: true, writable: true }));
+          serveConsole(vm.console, new Socket({ fd, readable: true, writable: true }), missed);
         }
         return;
       }

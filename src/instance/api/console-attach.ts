@@ -47,7 +47,9 @@ function fdOf(socket: Duplex): number | undefined {
  * connection is handed to the next instance (which calls this again on its copy of the fd) without
  * the client noticing: this side stops reading first, so no input is taken by the old instance.
  */
-export function serveConsole(console: VmConsole, socket: Duplex): void {
+export function serveConsole(console: VmConsole, socket: Duplex, replay?: Uint8Array): void {
+  // A handed-over connection first gets what the guest printed here before it arrived.
+  if (replay && replay.byteLength > 0) socket.write(replay);
   const detach = console.attach({
     write: (bytes) => { if (socket.writable) socket.write(bytes); },
     handOff: () => {
