@@ -85,6 +85,8 @@ export class DaemonHarness {
       const cg = `/sys/fs/cgroup/cpuset/swapvisor/swapvisord-${pid}`;
       if (existsSync(cg)) await new Promise((r) => execFile('rmdir', [cg], () => r(undefined)));
     }
+    // The shared parent goes too once no instance uses it (rmdir fails harmlessly while one does).
+    await new Promise((r) => execFile('rmdir', ['/sys/fs/cgroup/cpuset/swapvisor'], () => r(undefined)));
     rmSync(this.stateDir, { recursive: true, force: true });
   }
 
