@@ -45,10 +45,14 @@ export class VmRegistry {
     return { loaded: vms.length, lost, unreadable };
   }
 
-  create(config: VmConfig): InstanceVm {
+  /**
+   * @param startNow the caller starts the VM right away (synchronously), which writes the definition:
+   *   writing it here as well would cost a second fsync'ed write per VM.
+   */
+  create(config: VmConfig, startNow = false): InstanceVm {
     if (this.vms.has(config.name)) throw new InstanceError('ERR_VM_EXISTS', `a VM named ${config.name} already exists; pick another name or remove it first`);
     const vm = new InstanceVm(config, new Date().toISOString(), 'created', new VmConsole(this.stateDir.consoleLogPath(config.name)), this.vmHost());
-    this.persist(vm);
+    if (!startNow) this.persist(vm);
     this.vms.set(config.name, vm);
     return vm;
   }

@@ -57,7 +57,7 @@ const ROUTES: Array<{ method: string; path: RegExp; handler: Handler }> = [
   {
     method: 'POST', path: /^\/v1\/vms$/, handler: async (ctx, req, res) => {
       const config = ctx.validateVmConfig(await readJsonBody(req));
-      const vm = ctx.registry.create(config);
+      const vm = ctx.registry.create(config, config.autostart === true);
       ctx.log('api.vm.create', { vm: config.name });
       if (config.autostart) {
         try {
