@@ -109,11 +109,7 @@ export class Daemon {
     for (const vm of registry.list()) {
       const restart = vm.state === 'lost' && (restartLost || vm.config.restartPolicy === 'on-lost');
       if (restart || (vm.config.autostart && (vm.state === 'created' || vm.state === 'stopped'))) {
-        try {
-          vm.start();
-        } catch (e) {
-          log.error({ vm: vm.name, err: e instanceof Error ? e.message : String(e) }, 'vm.start-failed');
-        }
+        vm.start().catch((e: unknown) => log.error({ vm: vm.name, err: e instanceof Error ? e.message : String(e) }, 'vm.start-failed'));
       }
     }
   }

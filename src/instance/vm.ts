@@ -83,14 +83,18 @@ export class InstanceVm {
     return this.runState === 'starting' ? 'running' : this.runState;
   }
 
-  start(): void {
+  /** Boots the VM; resolves once it runs. While KVM registers its RAM the VM is 'starting'. */
+  async start(): Promise<void> {
     if (!STARTABLE.includes(this.runState)) throw new InstanceError('ERR_VM_STATE', `VM ${this.name} is ${this.runState}; only a created, stopped, crashed or lost VM can be started`);
     const config = machineConfigFor(this.config, this.host.cpus());
     this.host.reserveMemory(this.name, this.config.memMib);
+    const before = this.runState;
+    this.runState = 'starting';
     let machine: Machine;
     try {
-      machine = Machine.create(config, this.console, this.host.ringPoller);
+      machine = await Machine.createAsync(config, this.console, this.host.ringPoller);
     } catch (e) {
+      this.runState = before;
       this.host.releaseMemory(this.name);
       throw e;
     }

@@ -109,6 +109,16 @@ export class VmFd {
     native().ioctl(this.fd, abi.KVM_SET_USER_MEMORY_REGION, encodeMemoryRegion(r));
   }
 
+  /** KVM_SET_USER_MEMORY_REGION on a pool thread: it sleeps for an RCU grace period (~6 ms on PVM). */
+  setUserMemoryRegionAsync(r: { slot: number; flags: number; guestPhysAddr: number; memorySize: number; userspaceAddr: bigint }): Promise<void> {
+    return new Promise((resolve, reject) => {
+      native().ioctlAsync(this.fd, abi.KVM_SET_USER_MEMORY_REGION, encodeMemoryRegion(r), (errno) => {
+        if (errno === 0) resolve();
+        else reject(Object.assign(new Error(`KVM_SET_USER_MEMORY_REGION failed with errno ${errno}`), { code: 'ERR_KVM_MEMSLOT', errno, syscall: 'ioctl' }));
+      });
+    });
+  }
+
   setTssAddr(addr: number): void { native().ioctl(this.fd, abi.KVM_SET_TSS_ADDR, addr); }
 
   setIdentityMapAddr(addr: number): void {

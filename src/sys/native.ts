@@ -23,6 +23,7 @@ export interface NativeAddon {
   open(path: string, flags: number): number;
   close(fd: number): void;
   ioctl(fd: number, request: number, arg?: Uint8Array | number | bigint): number;
+  ioctlAsync(fd: number, request: number, arg: Uint8Array, done: (errno: number) => void): void;
   read(fd: number, buf: Uint8Array): number;
   write(fd: number, buf: Uint8Array): number;
   eventfd(initval: number, flags: number): number;

@@ -24,10 +24,10 @@ export class GuestRam {
    * faulted in before this returns (MAP_POPULATE); with 'background' the caller starts
    * prefaultInBackground() once the guest runs, which keeps boot fast.
    */
-  static create(vm: VmFd, memSizeBytes: number, name: string, prefault: 'now' | 'background'): GuestRam {
+  static create(vm: VmFd, memSizeBytes: number, name: string, prefault: 'now' | 'background', slots: 'sync' | 'async' = 'sync'): GuestRam {
     const memfd = Memfd.create(name, memSizeBytes);
     try {
-      return GuestRam.attach(vm, memfd, prefault);
+      return GuestRam.attach(vm, memfd, prefault, undefined, slots);
     } catch (e) {
       void memfd.close();
       throw e;
@@ -65,17 +65,25 @@ export class GuestRam {
    * Maps an existing memfd (a fresh one, or one received from another instance) into `vm`, or
    * registers mappings made before (`premapped`, from takePrivateCopy).
    */
-  static attach(vm: VmFd, memfd: Memfd, prefault: 'now' | 'background', premapped?: readonly MemfdMapping[]): GuestRam {
+  static attach(vm: VmFd, memfd: Memfd, prefault: 'now' | 'background', premapped?: readonly MemfdMapping[], slotMode: 'sync' | 'async' = 'sync'): GuestRam {
     const regions: GuestRegion[] = [];
     const slots: RamSlot[] = [];
+    const pending: Array<Promise<void>> = [];
     GuestRam.layout(memfd.size).forEach((l, slot) => {
       const mapping = premapped?.[slot] ?? memfd.map(l.fileOffset, l.size, { populate: prefault === 'now' });
-      vm.setUserMemoryRegion({ slot, flags: 0, guestPhysAddr: l.start, memorySize: l.size, userspaceAddr: mapping.address });
+      const region = { slot, flags: 0, guestPhysAddr: l.start, memorySize: l.size, userspaceAddr: mapping.address };
+      if (slotMode === 'async') pending.push(vm.setUserMemoryRegionAsync(region));
+      else vm.setUserMemoryRegion(region);
       slots.push({ slot, guestPhysAddr: l.start, size: l.size, fileOffset: l.fileOffset });
       regions.push({ start: gpa(l.start), size: l.size, bytes: new Uint8Array(mapping.buffer) });
     });
-    return new GuestRam(memfd, new GuestMemory(regions), slots);
+    const ram = new GuestRam(memfd, new GuestMemory(regions), slots);
+    ram.slotsRegistered = Promise.all(pending).then(() => undefined);
+    return ram;
   }
+
+  /** Resolves once KVM knows every memslot (at once unless they were registered asynchronously). */
+  slotsRegistered: Promise<void> = Promise.resolve();
 
   prefaultInBackground(): Promise<void> {
     return this.memfd.prefaultInBackground();

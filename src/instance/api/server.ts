@@ -35,7 +35,7 @@ async function noBody(req: IncomingMessage): Promise<void> {
 const vmAction = (action: 'start' | 'pause' | 'resume' | 'stop'): Handler => async (ctx, req, res, [name]) => {
   await noBody(req);
   const vm = ctx.registry.get(name!);
-  if (action === 'start') vm.start();
+  if (action === 'start') await vm.start();
   else if (action === 'pause') await vm.pause();
   else if (action === 'resume') vm.resume();
   else await vm.stop();
@@ -61,7 +61,7 @@ const ROUTES: Array<{ method: string; path: RegExp; handler: Handler }> = [
       ctx.log('api.vm.create', { vm: config.name });
       if (config.autostart) {
         try {
-          vm.start();
+          await vm.start();
         } catch (e) {
           await ctx.registry.remove(config.name, true);
           throw e;
