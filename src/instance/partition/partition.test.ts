@@ -3,7 +3,7 @@
 // partition while the guest keeps printing. Every test destroys its partition in `finally`.
 
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Machine } from '../../vmm/machine.js';
 import { CPUSET_ROOT } from './cpuset-cgroup.js';
@@ -105,6 +105,7 @@ describe('Partition', () => {
       assert.throws(() => p.grow([0, 1]), partitionErr('ERR_PARTITION_CPUS', /CPU 1 is not online/));
     } finally {
       await p.destroy();
+      rmSync(fake, { force: true });
     }
   });
 
