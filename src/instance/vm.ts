@@ -8,29 +8,10 @@ import type { RingPoller } from '../vmm/coalesced-ring.js';
 import { InstanceError } from './errors.js';
 import type { PersistedRunState } from './state-dir.js';
 import { type VmConfig, machineConfigFor } from './vm-config.js';
+import type { VmExitInfo, VmInfo, VmState } from './api/validate.js';
 import { VmConsole } from './vm-console.js';
 
-export type VmState = 'created' | 'starting' | 'running' | 'paused' | 'stopped' | 'crashed' | 'lost';
-
-export interface VmExitInfo {
-  reason: 'guest-exit' | 'fault' | 'reset' | 'stopped' | 'lost';
-  status: number | null;
-  detail: string | null;
-  rip: string | null;
-}
-
-export interface VmInfo {
-  name: string;
-  state: VmState;
-  config: VmConfig;
-  memMib: number;
-  vcpus: Array<{ id: number; tid: number | null; exits: number }>;
-  createdAt: string;
-  startedAt: string | null;
-  uptimeSec: number | null;
-  exit: VmExitInfo | null;
-  console: { bytesOut: number; bytesIn: number };
-}
+export type { VmExitInfo, VmInfo, VmState } from './api/validate.js';
 
 export interface VmHost {
   /** Drains every VM's coalesced console ring from one timer. */

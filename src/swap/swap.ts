@@ -3,7 +3,7 @@
 // retirement: B is stopped, moved VMs come back to A (or are reported lost if B died), A grows back.
 
 import type { ChildProcess } from 'node:child_process';
-import { type LaunchPackage, prepareBootInfo } from './boot-info.js';
+import { prepareBootInfo } from './boot-info.js';
 import type { HandoverChannel } from './channel.js';
 import { faultArmed, crashNow } from './faults.js';
 import type { MovableVm, SwapHost } from './host.js';
@@ -96,7 +96,7 @@ export class Swap {
       this.report.to.pid = this.b.pid;
       this.journal.write('b.ready', { bPid: this.b.pid, bVersion: this.b.version, healthMs: this.b.healthMs });
       if (this.opts.canary) await this.canary(this.opts.canary, vms);
-      await this.phase('move-vm', () => this.moveAll(vms, pkg));
+      await this.phase('move-vm', () => this.moveAll(vms));
       await this.phase('retire', () => this.retire());
       this.report.state = 'done';
       this.journal.write('swap.done');
@@ -109,7 +109,7 @@ export class Swap {
     }
   }
 
-  private async moveAll(vms: readonly MovableVm[], _pkg: LaunchPackage): Promise<void> {
+  private async moveAll(vms: readonly MovableVm[]): Promise<void> {
     const b = this.b!;
     const shellMs = new Map<string, number>();
     // Every shell first: B's main thread then has no long work to do while moved VMs run in it.
