@@ -1,6 +1,7 @@
 /* Entry point of the native addon and the argument/error helpers every file shares. */
 #include "common.h"
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
 
@@ -96,6 +97,35 @@ void export_fn(napi_env env, napi_value exports, const char *name, napi_callback
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
   napi_set_named_property(env, exports, name, fn);
+}
+
+static void async_call_execute(napi_env env, void *data) {
+  struct async_call *c = data;
+  c->err = c->run(c);
+}
+
+static void async_call_complete(napi_env env, napi_status status, void *data) {
+  struct async_call *c = data;
+  napi_value cb, undef, argv[1];
+  napi_get_reference_value(env, c->callback_ref, &cb);
+  napi_get_undefined(env, &undef);
+  argv[0] = make_i32(env, status == napi_ok ? c->err : ECANCELED);
+  napi_delete_reference(env, c->callback_ref);
+  napi_delete_reference(env, c->keep_ref);
+  napi_delete_async_work(env, c->work);
+  free(c);
+  napi_call_function(env, undef, cb, 1, argv, NULL);
+}
+
+/* Takes ownership of `c` (calloc'ed by the caller, `run` and its arguments filled in). */
+napi_value queue_async_call(napi_env env, struct async_call *c, const char *name, napi_value keep, napi_value done) {
+  napi_create_reference(env, keep, 1, &c->keep_ref);
+  napi_create_reference(env, done, 1, &c->callback_ref);
+  napi_value resource_name;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name);
+  napi_create_async_work(env, NULL, resource_name, async_call_execute, async_call_complete, c, &c->work);
+  napi_queue_async_work(env, c->work);
+  return make_undefined(env);
 }
 
 static napi_value init(napi_env env, napi_value exports) {

@@ -34,6 +34,21 @@ napi_value make_undefined(napi_env env);
 
 void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb);
 
+/* A syscall run on a libuv pool thread: `run` returns 0 or an errno; `done(errno)` is then called on
+ * the main thread. `keep` (the syscall's buffer) stays referenced, so alive, until then. */
+struct async_call {
+  napi_async_work work;
+  napi_ref keep_ref;
+  napi_ref callback_ref;
+  int (*run)(struct async_call *);
+  int err;
+  int fd;
+  unsigned long req;
+  void *addr;
+  size_t len;
+};
+napi_value queue_async_call(napi_env env, struct async_call *c, const char *name, napi_value keep, napi_value done);
+
 void init_fd(napi_env env, napi_value exports);
 void init_mem(napi_env env, napi_value exports);
 void init_sock(napi_env env, napi_value exports);

@@ -61,34 +61,10 @@ static napi_value js_ioctl(napi_env env, napi_callback_info info) {
 
 /* ioctlAsync(fd, request, buf, done(errno)): the ioctl on a libuv pool thread, for the few that
  * sleep in the kernel for milliseconds (KVM_SET_USER_MEMORY_REGION waits for an RCU grace period). */
-struct ioctl_work {
-  napi_async_work work;
-  napi_ref buffer_ref;
-  napi_ref callback_ref;
-  int fd;
-  unsigned long req;
-  void *arg;
-  int err;
-};
-
-static void ioctl_execute(napi_env env, void *data) {
-  struct ioctl_work *w = data;
+static int ioctl_run(struct async_call *c) {
   int r;
-  do { r = ioctl(w->fd, w->req, w->arg); } while (r < 0 && errno == EINTR);
-  w->err = r < 0 ? errno : 0;
-}
-
-static void ioctl_complete(napi_env env, napi_status status, void *data) {
-  struct ioctl_work *w = data;
-  napi_value cb, undef, argv[1];
-  napi_get_reference_value(env, w->callback_ref, &cb);
-  napi_get_undefined(env, &undef);
-  argv[0] = make_i32(env, status == napi_ok ? w->err : ECANCELED);
-  napi_delete_reference(env, w->callback_ref);
-  napi_delete_reference(env, w->buffer_ref);
-  napi_delete_async_work(env, w->work);
-  free(w);
-  napi_call_function(env, undef, cb, 1, argv, NULL);
+  do { r = ioctl(c->fd, c->req, c->addr); } while (r < 0 && errno == EINTR);
+  return r < 0 ? errno : 0;
 }
 
 static napi_value js_ioctl_async(napi_env env, napi_callback_info info) {
@@ -101,19 +77,14 @@ static napi_value js_ioctl_async(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 4, argv) || !arg_i32(env, argv[0], &fd) || !arg_u64(env, argv[1], &req) ||
       !arg_bytes(env, argv[2], &data, &len) || napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function)
     return throw_type(env, "ioctlAsync(fd, request, buf: Uint8Array, done: function)");
-  struct ioctl_work *w = calloc(1, sizeof *w);
-  if (!w) return throw_errno(env, "calloc", ENOMEM);
-  w->fd = fd;
-  w->req = (unsigned long)req;
-  w->arg = data;
+  struct async_call *c = calloc(1, sizeof *c);
+  if (!c) return throw_errno(env, "calloc", ENOMEM);
+  c->run = ioctl_run;
+  c->fd = fd;
+  c->req = (unsigned long)req;
+  c->addr = data;
   /* INVARIANT: the reference keeps the argument buffer alive until the ioctl has returned. */
-  napi_create_reference(env, argv[2], 1, &w->buffer_ref);
-  napi_create_reference(env, argv[3], 1, &w->callback_ref);
-  napi_value name;
-  napi_create_string_utf8(env, "ioctl", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, ioctl_execute, ioctl_complete, w, &w->work);
-  napi_queue_async_work(env, w->work);
-  return make_undefined(env);
+  return queue_async_call(env, c, "ioctl", argv[2], argv[3]);
 }
 
 /* read(fd, buf) -> bytes read; -1 on EAGAIN. */

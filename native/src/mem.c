@@ -90,31 +90,8 @@ static napi_value js_madvise(napi_env env, napi_callback_info info) {
 #define MADV_POPULATE_WRITE 23
 #endif
 
-struct populate_work {
-  napi_async_work work;
-  napi_ref buffer_ref;
-  napi_ref callback_ref;
-  char *addr;
-  size_t len;
-  int err;
-};
-
-static void populate_execute(napi_env env, void *data) {
-  struct populate_work *w = data;
-  w->err = madvise(w->addr, w->len, MADV_POPULATE_WRITE) < 0 ? errno : 0;
-}
-
-static void populate_complete(napi_env env, napi_status status, void *data) {
-  struct populate_work *w = data;
-  napi_value cb, undef, argv[1];
-  napi_get_reference_value(env, w->callback_ref, &cb);
-  napi_get_undefined(env, &undef);
-  argv[0] = make_i32(env, status == napi_ok ? w->err : ECANCELED);
-  napi_delete_reference(env, w->callback_ref);
-  napi_delete_reference(env, w->buffer_ref);
-  napi_delete_async_work(env, w->work);
-  free(w);
-  napi_call_function(env, undef, cb, 1, argv, NULL);
+static int populate_run(struct async_call *c) {
+  return madvise(c->addr, c->len, MADV_POPULATE_WRITE) < 0 ? errno : 0;
 }
 
 static napi_value js_populate_async(napi_env env, napi_callback_info info) {
@@ -129,19 +106,14 @@ static napi_value js_populate_async(napi_env env, napi_callback_info info) {
       napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function)
     return throw_type(env, "populateAsync(buffer: ArrayBuffer, offset, length, done)");
   if (off < 0 || n < 0 || (uint64_t)off + (uint64_t)n > len) return throw_errno(env, "madvise", EINVAL);
-  struct populate_work *w = calloc(1, sizeof *w);
-  if (!w) return throw_errno(env, "calloc", ENOMEM);
-  w->addr = (char *)data + off;
-  w->len = (size_t)n;
+  struct async_call *c = calloc(1, sizeof *c);
+  if (!c) return throw_errno(env, "calloc", ENOMEM);
+  c->run = populate_run;
+  c->addr = (char *)data + off;
+  c->len = (size_t)n;
   /* INVARIANT: the reference keeps the ArrayBuffer (and so the mapping) alive until completion;
    * munmap detaches it, so callers must not munmap while a populate is in flight. */
-  napi_create_reference(env, argv[0], 1, &w->buffer_ref);
-  napi_create_reference(env, argv[3], 1, &w->callback_ref);
-  napi_value name;
-  napi_create_string_utf8(env, "populate", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, populate_execute, populate_complete, w, &w->work);
-  napi_queue_async_work(env, w->work);
-  return make_undefined(env);
+  return queue_async_call(env, c, "populate", argv[0], argv[3]);
 }
 
 void init_mem(napi_env env, napi_value exports) {

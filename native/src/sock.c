@@ -113,7 +113,7 @@ static napi_value js_unix_listen(napi_env env, napi_callback_info info) {
   struct sockaddr_un addr;
   memset(&addr, 0, sizeof addr);
   addr.sun_family = AF_UNIX;
-  strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+  memcpy(addr.sun_path, path, strlen(path)); /* arg_string bounded it to 107 bytes */
   if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0) { int e = errno; close(fd); return throw_errno(env, "bind", e); }
   if (listen(fd, backlog) < 0) { int e = errno; close(fd); return throw_errno(env, "listen", e); }
   return make_i32(env, fd);
