@@ -3,13 +3,13 @@
 // stdout and progress on stderr. It measures; it does not tune swapvisor or QEMU.
 
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type ChildTiming, describeEnd, timeChild } from './child.js';
 import { BenchRunError, BenchUsageError } from './errors.js';
 import { hostInfo } from './host.js';
 import { guestStatusFromQemuExit, locateQemu, microvmArgs, qemuVersion } from './qemu.js';
 import { round, summarize } from './stats.js';
+import { inRepo, repoRoot } from './args.js';
 
 export const BOOT_USAGE = 'usage: npm run bench -- boot [--runs N]   (N ≥ 1, default 10)';
 const DEFAULT_RUNS = 10;
@@ -21,9 +21,6 @@ const GUEST_FIRST_LINE = 'heartbeat start';
 const GUEST_DONE_LINE = 'hb done';
 
 /** This file runs as dist/bench/boot.js, two levels below the repository root. */
-const REPO_ROOT_URL = new URL('../../', import.meta.url);
-const repoRoot = fileURLToPath(REPO_ROOT_URL);
-const inRepo = (p: string): string => fileURLToPath(new URL(p, REPO_ROOT_URL));
 
 export function parseBootArgs(argv: string[]): { runs: number } {
   let values: { runs?: string | undefined };

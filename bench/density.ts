@@ -8,15 +8,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ApiCallError, ApiClient } from '../src/cli/api-client.js';
-import { parseSizeMib } from '../src/cli/size.js';
 import { BenchRunError, BenchUsageError } from './errors.js';
 import { hostInfo } from './host.js';
 import { type ProcMemory, procCpuSeconds, procPss, procStatus } from './procfs.js';
 import { locateQemu, qemuVersion } from './qemu.js';
 import { round, summarize } from './stats.js';
+import { inRepo, memArg, repoRoot, wholeNumber } from './args.js';
 
 export const DENSITY_USAGE =
   'usage: npm run bench -- density [--vms N] [--mem SIZE] [--period-ms MS] [--concurrency C]   (N 1..500, default 100; SIZE 2M..1G, default 16M; MS 1..10000, default 100; C 1..16, default 4)';
@@ -41,19 +40,8 @@ const TARGETS = { vmsPerSec: 50, overheadPerVmMib: 8 };
 /** Any heartbeat line means "hb 1" was printed (seq starts at 1), even if it has scrolled out of the tail. */
 const HB_LINE = /(?:^|\n)hb \d+ /;
 
-const REPO_ROOT_URL = new URL('../../', import.meta.url);
-const repoRoot = fileURLToPath(REPO_ROOT_URL);
-const inRepo = (p: string): string => fileURLToPath(new URL(p, REPO_ROOT_URL));
 
 export interface DensityArgs { vms: number; memMib: number; periodMs: number; concurrency: number }
-
-function wholeNumber(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
-  if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new BenchUsageError(`--${flag} must be a whole number from ${min} to ${max}, not "${text}"`);
-  }
-  return Number(text);
-}
 
 export function parseDensityArgs(argv: string[]): DensityArgs {
   let values: { vms?: string; mem?: string; 'period-ms'?: string; concurrency?: string };
@@ -65,15 +53,7 @@ export function parseDensityArgs(argv: string[]): DensityArgs {
   } catch (e) {
     throw new BenchUsageError(`${(e as Error).message.split('\n')[0]}; ${DENSITY_USAGE}`);
   }
-  let memMib = DEFAULTS.memMib;
-  if (values.mem !== undefined) {
-    try {
-      memMib = parseSizeMib(values.mem, '--mem');
-    } catch (e) {
-      throw new BenchUsageError((e as Error).message);
-    }
-    if (memMib < 2 || memMib > MAX_MEM_MIB) throw new BenchUsageError(`--mem must be from 2M to ${MAX_MEM_MIB}M, not "${values.mem}"`);
-  }
+  const memMib = memArg(values.mem, DEFAULTS.memMib, MAX_MEM_MIB);
   return {
     vms: wholeNumber('vms', values.vms, DEFAULTS.vms, 1, MAX_VMS),
     memMib,

@@ -19,6 +19,7 @@ import { hostInfo } from './host.js';
 import { QmpClient } from './qmp.js';
 import { locateQemu, qemuVersion } from './qemu.js';
 import { percentile, round } from './stats.js';
+import { wholeNumber } from './args.js';
 
 export const QEMU_MIGRATION_USAGE =
   'usage: npm run bench -- qemu-migration [--mem SIZE[,SIZE...]] [--runs N] [--period-us US]   (SIZE 2M..8G, default 256M; N 1..100, default 5; US 100..100000, default 1000)';
@@ -510,14 +511,6 @@ export async function measureQemuMigration(opts: QemuMigrationOptions): Promise<
 // `npm run bench -- qemu-migration`
 
 export interface QemuMigrationArgs { memMib: number[]; runs: number; periodUs: number }
-
-function wholeNumber(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
-  if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new BenchUsageError(`--${flag} must be a whole number from ${min} to ${max}, not "${text}"`);
-  }
-  return Number(text);
-}
 
 export function parseQemuMigrationArgs(argv: string[]): QemuMigrationArgs {
   let values: { mem?: string; runs?: string; 'period-us'?: string };

@@ -11,16 +11,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ApiCallError, ApiClient } from '../src/cli/api-client.js';
-import { parseSizeMib } from '../src/cli/size.js';
 import type { SwapReportJson } from '../src/instance/swap-control.js';
 import { BenchRunError, BenchUsageError } from './errors.js';
 import { type Beat, gapWindow, parseBeats, parseStart } from './heartbeat-log.js';
 import { hostInfo } from './host.js';
 import { measureQemuMigration } from './qemu-migration.js';
 import { percentile, round } from './stats.js';
+import { inRepo, memArg, repoRoot, wholeNumber } from './args.js';
 
 export const SWAP_USAGE =
   'usage: npm run bench -- swap [--vms N] [--mem SIZE] [--period-us US] [--runs R]   (N 1..200, default 8; SIZE 2M..4G, default 64M; US 100..100000, default 1000 for N ≤ 2, 5000 up to 16, 50000 above (a 1 ms heartbeat VM costs ~23% of a CPU here, and during a swap each instance has one CPU); R 1..20, default 3)';
@@ -49,19 +48,8 @@ const QEMU_RUNS = 3;
 const DAEMON_STOP_TIMEOUT_MS = 120_000;
 const TARGETS = { guestGapMsP50: 0.5, guestGapMsP99: 2, moveAndRetireMs64Vms: 1000, gapFlatAcrossRamSizePct: 20, guestRamBytesCopied: 0 };
 
-const REPO_ROOT_URL = new URL('../../', import.meta.url);
-const repoRoot = fileURLToPath(REPO_ROOT_URL);
-const inRepo = (p: string): string => fileURLToPath(new URL(p, REPO_ROOT_URL));
 
 export interface SwapArgs { vms: number; memMib: number; periodUs: number; runs: number }
-
-function wholeNumber(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
-  if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new BenchUsageError(`--${flag} must be a whole number from ${min} to ${max}, not "${text}"`);
-  }
-  return Number(text);
-}
 
 export function parseSwapArgs(argv: string[]): SwapArgs {
   let values: { vms?: string; mem?: string; 'period-us'?: string; runs?: string };
@@ -73,15 +61,7 @@ export function parseSwapArgs(argv: string[]): SwapArgs {
   } catch (e) {
     throw new BenchUsageError(`${(e as Error).message.split('\n')[0]}; ${SWAP_USAGE}`);
   }
-  let memMib = DEFAULTS.memMib;
-  if (values.mem !== undefined) {
-    try {
-      memMib = parseSizeMib(values.mem, '--mem');
-    } catch (e) {
-      throw new BenchUsageError((e as Error).message);
-    }
-    if (memMib < 2 || memMib > MAX_MEM_MIB) throw new BenchUsageError(`--mem must be from 2M to ${MAX_MEM_MIB}M, not "${values.mem}"`);
-  }
+  const memMib = memArg(values.mem, DEFAULTS.memMib, MAX_MEM_MIB);
   const vms = wholeNumber('vms', values.vms, DEFAULTS.vms, 1, MAX_VMS);
   return {
     vms,
