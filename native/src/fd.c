@@ -1,13 +1,19 @@
-/* File descriptors: open/close/read/write, ioctl on buffers, eventfd, memfd, CPU affinity. */
+/* File descriptors: open/close/read/write, positioned I/O for disk images, ioctl on buffers, eventfd,
+ * memfd, tap devices, CPU affinity. */
 #include "common.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <linux/fs.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -117,6 +123,107 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
   return make_i64(env, n);
 }
 
+/* pread(fd, buf, offset) -> bytes read (0 at end of file); -1 on EAGAIN. */
+static napi_value js_pread(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd;
+  void *data;
+  size_t len;
+  int64_t offset;
+  if (!get_args(env, info, 3, argv) || !arg_i32(env, argv[0], &fd) || !arg_bytes(env, argv[1], &data, &len) ||
+      !arg_i64(env, argv[2], &offset))
+    return throw_type(env, "pread(fd: number, buf: Uint8Array, offset: number)");
+  ssize_t n;
+  do { n = pread(fd, data, len, (off_t)offset); } while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN) return make_i32(env, -1);
+  if (n < 0) return throw_errno(env, "pread", errno);
+  return make_i64(env, n);
+}
+
+/* pwrite(fd, buf, offset) -> bytes written; -1 on EAGAIN. */
+static napi_value js_pwrite(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd;
+  void *data;
+  size_t len;
+  int64_t offset;
+  if (!get_args(env, info, 3, argv) || !arg_i32(env, argv[0], &fd) || !arg_bytes(env, argv[1], &data, &len) ||
+      !arg_i64(env, argv[2], &offset))
+    return throw_type(env, "pwrite(fd: number, buf: Uint8Array, offset: number)");
+  ssize_t n;
+  do { n = pwrite(fd, data, len, (off_t)offset); } while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN) return make_i32(env, -1);
+  if (n < 0) return throw_errno(env, "pwrite", errno);
+  return make_i64(env, n);
+}
+
+static napi_value js_fdatasync(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || !arg_i32(env, argv[0], &fd)) return throw_type(env, "fdatasync(fd: number)");
+  int r;
+  do { r = fdatasync(fd); } while (r < 0 && errno == EINTR);
+  if (r < 0) return throw_errno(env, "fdatasync", errno);
+  return make_undefined(env);
+}
+
+/* fallocate(fd, mode, offset, len): mode is FALLOC_FL_* as given. */
+static napi_value js_fallocate(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int32_t fd, mode;
+  int64_t offset, len;
+  if (!get_args(env, info, 4, argv) || !arg_i32(env, argv[0], &fd) || !arg_i32(env, argv[1], &mode) ||
+      !arg_i64(env, argv[2], &offset) || !arg_i64(env, argv[3], &len))
+    return throw_type(env, "fallocate(fd: number, mode: number, offset: number, len: number)");
+  int r;
+  do { r = fallocate(fd, mode, (off_t)offset, (off_t)len); } while (r < 0 && errno == EINTR);
+  if (r < 0) return throw_errno(env, "fallocate", errno);
+  return make_undefined(env);
+}
+
+/* fstatSize(fd) -> st_size, or for a block device its size in bytes (BLKGETSIZE64). */
+static napi_value js_fstat_size(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || !arg_i32(env, argv[0], &fd)) return throw_type(env, "fstatSize(fd: number)");
+  struct stat st;
+  if (fstat(fd, &st) < 0) return throw_errno(env, "fstat", errno);
+  if (!S_ISBLK(st.st_mode)) return make_i64(env, (int64_t)st.st_size);
+  uint64_t bytes;
+  if (ioctl(fd, BLKGETSIZE64, &bytes) < 0) return throw_errno(env, "ioctl", errno);
+  return make_i64(env, (int64_t)bytes);
+}
+
+/* openTap(name, ifrFlags) -> { fd, name }: opens /dev/net/tun (O_RDWR|O_NONBLOCK|O_CLOEXEC) and attaches it
+ * with TUNSETIFF to the interface `name` (created if missing; "%d" lets the kernel pick a number).
+ * ifrFlags (IFF_TAP, IFF_NO_PI, IFF_VNET_HDR...) are passed through as given. */
+static napi_value js_open_tap(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char name[IFNAMSIZ + 1]; /* one spare byte: arg_string refuses a string that fills the buffer */
+  int32_t flags;
+  if (!get_args(env, info, 2, argv) || !arg_string(env, argv[0], name, sizeof name) || strlen(name) >= IFNAMSIZ ||
+      !arg_i32(env, argv[1], &flags))
+    return throw_type(env, "openTap(name: string of at most 15 bytes, flags: number)");
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, "open", errno);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, name, strlen(name));
+  ifr.ifr_flags = (short)flags;
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, "ioctl", err);
+  }
+  napi_value result, chosen;
+  ifr.ifr_name[IFNAMSIZ - 1] = '\0';
+  napi_create_object(env, &result);
+  napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &chosen);
+  napi_set_named_property(env, result, "fd", make_i32(env, fd));
+  napi_set_named_property(env, result, "name", chosen);
+  return result;
+}
+
 static napi_value js_eventfd(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int32_t init, flags;
@@ -212,6 +319,12 @@ void init_fd(napi_env env, napi_value exports) {
   export_fn(env, exports, "ioctlAsync", js_ioctl_async);
   export_fn(env, exports, "read", js_read);
   export_fn(env, exports, "write", js_write);
+  export_fn(env, exports, "pread", js_pread);
+  export_fn(env, exports, "pwrite", js_pwrite);
+  export_fn(env, exports, "fdatasync", js_fdatasync);
+  export_fn(env, exports, "fallocate", js_fallocate);
+  export_fn(env, exports, "fstatSize", js_fstat_size);
+  export_fn(env, exports, "openTap", js_open_tap);
   export_fn(env, exports, "eventfd", js_eventfd);
   export_fn(env, exports, "memfdCreate", js_memfd_create);
   export_fn(env, exports, "ftruncate", js_ftruncate);

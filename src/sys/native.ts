@@ -26,6 +26,17 @@ export interface NativeAddon {
   ioctlAsync(fd: number, request: number, arg: Uint8Array, done: (errno: number) => void): void;
   read(fd: number, buf: Uint8Array): number;
   write(fd: number, buf: Uint8Array): number;
+  /** pread(2) at a byte offset (any safe integer): bytes read, 0 at end of file, -1 on EAGAIN. */
+  pread(fd: number, buf: Uint8Array, offset: number): number;
+  /** pwrite(2) at a byte offset (any safe integer): bytes written, -1 on EAGAIN. */
+  pwrite(fd: number, buf: Uint8Array, offset: number): number;
+  fdatasync(fd: number): void;
+  /** fallocate(2); mode is FALLOC_FL_* as given. */
+  fallocate(fd: number, mode: number, offset: number, len: number): void;
+  /** fstat(2)'s st_size, or for a block device its size from BLKGETSIZE64. */
+  fstatSize(fd: number): number;
+  /** Opens /dev/net/tun (O_RDWR|O_NONBLOCK|O_CLOEXEC) and attaches it with TUNSETIFF (ifr_flags as given). */
+  openTap(name: string, ifrFlags: number): { fd: number; name: string };
   eventfd(initval: number, flags: number): number;
   memfdCreate(name: string, flags: number): number;
   ftruncate(fd: number, size: number): void;
@@ -80,7 +91,7 @@ export function isNativeError(e: unknown): e is NativeError {
   return e instanceof Error && typeof (e as Partial<NativeError>).errno === 'number' && typeof (e as Partial<NativeError>).syscall === 'string';
 }
 
-// Constants from <fcntl.h>, <sys/mman.h>, <sys/socket.h>, <sys/eventfd.h>, <linux/memfd.h>.
+// Constants from <fcntl.h>, <sys/mman.h>, <sys/socket.h>, <sys/eventfd.h>, <linux/memfd.h>, <sys/file.h>.
 export const O_RDONLY = 0;
 export const O_RDWR = 2;
 export const O_NONBLOCK = 0o4000;
@@ -101,3 +112,13 @@ export const O_CREAT = 0o100;
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
 export const LOCK_UN = 8;
+// <linux/falloc.h>
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
+// <linux/if_tun.h>, <linux/if.h>
+export const IFF_TAP = 0x0002;
+export const IFF_NO_PI = 0x1000;
+export const IFF_VNET_HDR = 0x4000;
+export const IFNAMSIZ = 16;
+/** _IOW('T', 216, int): the size of the virtio-net header in front of each frame (10 or 12 bytes). */
+export const TUNSETVNETHDRSZ = 0x400454d8;
