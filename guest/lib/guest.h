@@ -23,6 +23,8 @@ typedef unsigned long size_t;
 /* Interrupt vectors. */
 #define VEC_TIMER 0x20
 #define VEC_IPI 0x40
+#define VEC_IRQ_BASE 0x30 /* device interrupts: vectors 0x30..0x37 count into kinfo.irqs[vec - 0x30] */
+#define NR_IRQ_VECS 8
 #define VEC_SPURIOUS 0xff
 
 /* Ports. */
@@ -30,16 +32,18 @@ typedef unsigned long size_t;
 #define DEBUG_EXIT_PORT 0xf4
 
 #define LAPIC_BASE 0xfee00000ULL
+#define IOAPIC_BASE 0xfec00000ULL
 #define AP_TRAMPOLINE 0x8000
 
 /* "Syscalls": int3 with the number in RAX, arguments in RDI, RSI, RDX; result in RAX. */
 #define SYS_EXIT 0      /* (status) -> never returns */
-#define SYS_WAIT 1      /* (u64 *ptr, u64 val): halt while *ptr == val */
+#define SYS_WAIT 1      /* (u64 *ptr, u64 val, once): halt while *ptr == val; once != 0: at most one halt */
 #define SYS_TIMER 2     /* (period_us): LAPIC periodic timer on VEC_TIMER, 0 = off; returns LAPIC counts/period */
 #define SYS_IPI 3       /* (apic_id, vector): fixed IPI */
 #define SYS_START_AP 4  /* (rip, rsp, arg): INIT-SIPI-SIPI APIC id 1, enters rip(arg) at CPL3 on rsp */
 #define SYS_WRITE 5     /* (buf, len): rep outsb to COM1 from CPL0 */
 #define SYS_CRASH 6     /* (kind): 1 = triple fault, 2 = an instruction PVM's CPL0 emulator lacks */
+#define SYS_IRQ 7       /* (gsi, vector): IOAPIC pin -> vector (0x30..0x37), edge, active high, APIC 0, unmasked */
 
 /* hvm_start_info (PVH), also what the direct entry passes in RBX. */
 struct hvm_start_info {
@@ -80,6 +84,7 @@ struct kinfo {
 	u64 nargs;
 	const char *key[32];
 	const char *val[32];
+	volatile u64 irqs[NR_IRQ_VECS]; /* interrupts seen on VEC_IRQ_BASE + i */
 };
 extern struct kinfo kinfo;
 extern char __image_start[], __image_end[];
@@ -117,6 +122,9 @@ static inline u64 sys3(u64 n, u64 a, u64 b, u64 c)
 	return r;
 }
 static inline void sys_wait(volatile u64 *p, u64 v) { sys3(SYS_WAIT, (u64)p, v, 0); }
+/* Like sys_wait, but also returns after any other interrupt (e.g. a timer tick): callers loop and re-check. */
+static inline void sys_wait_once(volatile u64 *p, u64 v) { sys3(SYS_WAIT, (u64)p, v, 1); }
+static inline s64 sys_irq(u64 gsi, u64 vec) { return (s64)sys3(SYS_IRQ, gsi, vec, 0); }
 static inline u64 sys_timer(u64 period_us) { return sys3(SYS_TIMER, period_us, 0, 0); }
 static inline void sys_ipi(u64 apic, u64 vec) { sys3(SYS_IPI, apic, vec, 0); }
 __attribute__((noreturn)) void sys_exit(int status);

@@ -305,6 +305,38 @@ __attribute__((noreturn)) void ap_kinit(void)
 	enter_user(ap_rip, ap_rsp, ap_arg);
 }
 
+/* ---------------------------------------------------------------- IOAPIC */
+static u32 ioapic_r(u64 base, u32 reg)
+{
+	*(volatile u32 *)base = reg;
+	return *(volatile u32 *)(base + 0x10);
+}
+static void ioapic_w(u64 base, u32 reg, u32 v)
+{
+	*(volatile u32 *)base = reg;
+	*(volatile u32 *)(base + 0x10) = v;
+}
+
+/* Routes IOAPIC pin gsi to vector: fixed delivery, physical destination APIC 0, edge, active high, unmasked.
+ * GSIs past the first IOAPIC's pins go to a second one at +0x10000 (QEMU microvm's ioapic2). */
+static u64 ioapic_route(u64 gsi, u64 vec)
+{
+	u64 base = IOAPIC_BASE;
+	u32 pins = ((ioapic_r(base, 1) >> 16) & 0xff) + 1;
+	if (vec < VEC_IRQ_BASE || vec >= VEC_IRQ_BASE + NR_IRQ_VECS)
+		return (u64)-1;
+	if (gsi >= pins) {
+		gsi -= pins;
+		base += 0x10000;
+		pins = ((ioapic_r(base, 1) >> 16) & 0xff) + 1;
+		if (gsi >= pins || pins == 256)
+			return (u64)-1;
+	}
+	ioapic_w(base, 0x11 + 2 * (u32)gsi, 0);          /* destination APIC id 0 */
+	ioapic_w(base, 0x10 + 2 * (u32)gsi, (u32)vec); /* fixed, physical, active high, edge, unmasked */
+	return 0;
+}
+
 /* ---------------------------------------------------------------- traps */
 __attribute__((noreturn)) static void fatal(struct frame *f)
 {
@@ -331,8 +363,11 @@ static u64 do_syscall(struct frame *f)
 		kexit((u8)f->rdi);
 	case SYS_WAIT: {
 		volatile u64 *p = (volatile u64 *)f->rdi;
-		while (*p == f->rsi)
+		while (*p == f->rsi) {
 			__asm__ volatile("sti; hlt; cli" ::: "memory");
+			if (f->rdx)
+				break;
+		}
 		return 0;
 	}
 	case SYS_TIMER:
@@ -349,6 +384,8 @@ static u64 do_syscall(struct frame *f)
 	}
 	case SYS_START_AP:
 		return start_ap(f->rdi, f->rsi, f->rdx);
+	case SYS_IRQ:
+		return ioapic_route(f->rdi, f->rsi);
 	case SYS_CRASH:
 		if (f->rdi == 1) {
 			/* An IDT with no entries: the #UD can't be delivered, nor the #DF: triple fault. */
@@ -381,6 +418,10 @@ void trap(struct frame *f)
 		lapic_eoi();
 		return;
 	case VEC_SPURIOUS:
+		return;
+	case VEC_IRQ_BASE ... VEC_IRQ_BASE + NR_IRQ_VECS - 1:
+		kinfo.irqs[f->vec - VEC_IRQ_BASE]++;
+		lapic_eoi();
 		return;
 	case 3:
 		if ((f->cs & 3) == 3) {
