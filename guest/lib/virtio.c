@@ -315,6 +315,16 @@ int vq_arm(struct virtq *q)
 {
 	if (q->dev->event_idx)
 		q->avail->ring[q->num] = q->last_used; /* used_event: interrupt once the device passes it */
+	else if (q->avail->flags)
+		q->avail->flags = 0;
 	mfence(); /* the used_event store before the used->idx load */
 	return q->used->idx != q->last_used;
+}
+
+void vq_quiet(struct virtq *q)
+{
+	if (q->dev->event_idx)
+		q->avail->ring[q->num] = (u16)(q->last_used + 0x7fff); /* out of reach: no interrupt */
+	else
+		q->avail->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
 }

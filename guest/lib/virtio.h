@@ -53,6 +53,7 @@
 #define VIRTQ_DESC_F_NEXT 1
 #define VIRTQ_DESC_F_WRITE 2
 #define VIRTQ_USED_F_NO_NOTIFY 1
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
 
 #define VQ_MAX_SIZE 256 /* one 4 KiB page of descriptors */
 #define VIRTIO_MAX_QUEUES 4
@@ -171,6 +172,8 @@ void vq_kick(struct virtq *q);
 void *vq_pop(struct virtq *q, u32 *len);
 /* Asks for an interrupt on the next used entry, then re-checks: returns 1 if entries are already pending. */
 int vq_arm(struct virtq *q);
+/* Asks for no interrupts for now (the driver polls this queue when it wakes for other reasons). */
+void vq_quiet(struct virtq *q);
 static inline int vq_pending(struct virtq *q)
 {
 	barrier();
