@@ -42,11 +42,13 @@ export interface DescriptorChain {
 
 /** Size of one descriptor: 0 u64 addr | 8 u32 len | 12 u16 flags | 14 u16 next. */
 export const DESCRIPTOR_SIZE = 16;
-const U64_LIMIT = 2 ** 64;
 const U32_LIMIT = 2 ** 32;
 
 interface Descriptor {
+  /** Exact below 2^53; above, only ever compared (and refused as outside RAM). */
   addr: number;
+  /** addr + len overflows 64 bits (computed exactly from the two halves). */
+  wraps: boolean;
   len: number;
   flags: number;
   next: number;
@@ -57,7 +59,9 @@ function readDescriptor(mem: GuestMemory, table: number, index: number): Descrip
   // Addresses past 2^53 are not RAM here; keep them as an unsafe number that checkBuffer refuses.
   const hi = v.getUint32(4, true);
   const addr = hi * 2 ** 32 + v.getUint32(0, true);
-  return { addr, len: v.getUint32(8, true), flags: v.getUint16(12, true), next: v.getUint16(14, true) };
+  const len = v.getUint32(8, true);
+  const wraps = hi === 0xffffffff && v.getUint32(0, true) + len > 0xffffffff;
+  return { addr, wraps, len, flags: v.getUint16(12, true), next: v.getUint16(14, true) };
 }
 
 class ChainBuilder {
@@ -69,7 +73,7 @@ class ChainBuilder {
   constructor(private readonly mem: GuestMemory) {}
 
   add(d: Descriptor): void {
-    if (d.addr + d.len > U64_LIMIT) throw new VirtqueueError('wrap', `buffer at 0x${d.addr.toString(16)} of ${d.len} bytes wraps around 2^64`);
+    if (d.wraps) throw new VirtqueueError('wrap', `buffer at 0x${d.addr.toString(16)} of ${d.len} bytes wraps around 2^64`);
     if (d.len > 0 && !this.mem.checkRange(d.addr, d.len)) {
       throw new VirtqueueError('out-of-range', `buffer [0x${d.addr.toString(16)}, +${d.len}) is not inside guest RAM`);
     }
@@ -116,7 +120,7 @@ function walkIndirect(mem: GuestMemory, b: ChainBuilder, d: Descriptor): void {
   if (d.len === 0 || d.len % DESCRIPTOR_SIZE !== 0) throw new VirtqueueError('bad-indirect', `indirect table of ${d.len} bytes is not a whole number of descriptors`);
   const entries = d.len / DESCRIPTOR_SIZE;
   if (entries > VIRTQ_MAX_SIZE) throw new VirtqueueError('bad-indirect', `indirect table of ${entries} descriptors is over ${VIRTQ_MAX_SIZE}`);
-  if (d.addr + d.len > U64_LIMIT || !mem.checkRange(d.addr, d.len)) {
+  if (d.wraps || !mem.checkRange(d.addr, d.len)) {
     throw new VirtqueueError('out-of-range', `indirect table [0x${d.addr.toString(16)}, +${d.len}) is not inside guest RAM`);
   }
   let index = 0;
