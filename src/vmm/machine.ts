@@ -18,6 +18,7 @@ import { Vcpu, type VcpuIo } from './vcpu.js';
 import { applyBootState, configureVcpu } from './vcpu-setup.js';
 import { COM1_PORT } from '../arch/x86_64/layout.js';
 import { MachineConfigError, validateMachineConfig, type MachineConfig } from './machine-config.js';
+import { type VirtioAttachment, type VirtioSlotState, VirtioHost, closeAttachments } from './virtio-host.js';
 
 export type MachineExit =
   | { reason: 'guest-exit'; status: number }
@@ -31,6 +32,8 @@ export type MachineState = 'created' | 'running' | 'paused' | 'stopped';
 export interface MachineSnapshot {
   kvm: KvmVmSnapshot;
   devices: LegacyDeviceStates;
+  /** virtio devices by id; absent for a VM without any (and in states from before virtio). */
+  virtio?: Record<string, VirtioSlotState>;
 }
 
 /** Where KVM keeps its real-mode TSS and identity map pages on Intel hosts: just below the BIOS. */
@@ -58,6 +61,7 @@ export class Machine {
   private consoleSink: ByteSink | undefined;
   private devices!: LegacyDevices;
   private ram: GuestRam | undefined;
+  private virtio: VirtioHost | undefined;
 
   private constructor(private readonly kvm: Kvm, private readonly vm: VmFd, readonly config: MachineConfig, private readonly ringPoller: RingPoller) {
     this.exited = new Promise((resolve) => { this.exitResolve = resolve; });
@@ -67,10 +71,10 @@ export class Machine {
    * Builds a VM ready to boot: RAM, irqchip, PIT, devices, vCPUs, and the kernel loaded.
    * @param ringPoller shared by all machines of an instance; a machine created without one gets its own.
    */
-  static create(input: MachineConfig, consoleSink: ByteSink, ringPoller: RingPoller = new RingPoller()): Machine {
+  static create(input: MachineConfig, consoleSink: ByteSink, ringPoller: RingPoller = new RingPoller(), devices: readonly VirtioAttachment[] = []): Machine {
     const config = validateMachineConfig(input);
-    return Machine.construct(config, ringPoller, (m) => {
-      m.buildShell(consoleSink, undefined);
+    return Machine.construct(config, ringPoller, devices, (m) => {
+      m.buildShell(consoleSink, devices, undefined);
       m.loadBootKernel();
     });
   }
@@ -79,10 +83,10 @@ export class Machine {
    * As create(), but KVM registers guest RAM on a pool thread (it sleeps ~6 ms per VM on this host),
    * so the calling thread goes on serving other VMs meanwhile. For instances that run many VMs.
    */
-  static async createAsync(input: MachineConfig, consoleSink: ByteSink, ringPoller: RingPoller = new RingPoller()): Promise<Machine> {
+  static async createAsync(input: MachineConfig, consoleSink: ByteSink, ringPoller: RingPoller = new RingPoller(), devices: readonly VirtioAttachment[] = []): Promise<Machine> {
     const config = validateMachineConfig(input);
-    const m = Machine.construct(config, ringPoller, (mm) => {
-      mm.buildShell(consoleSink, undefined, undefined, 'async');
+    const m = Machine.construct(config, ringPoller, devices, (mm) => {
+      mm.buildShell(consoleSink, devices, undefined, undefined, 'async');
       mm.loadBootKernel();
     });
     try {
@@ -99,15 +103,18 @@ export class Machine {
    * received guest-RAM memfd (pre-faulted now, while the VM still runs elsewhere), vCPUs and devices.
    * Nothing runs until restoreState() and start(). The kernel image is not needed.
    */
-  static createShell(input: MachineConfig, consoleSink: ByteSink, memfd: Memfd, ringPoller: RingPoller = new RingPoller(), opts: { premapped?: readonly MemfdMapping[] } = {}): Machine {
+  static createShell(input: MachineConfig, consoleSink: ByteSink, memfd: Memfd, ringPoller: RingPoller = new RingPoller(), opts: { premapped?: readonly MemfdMapping[]; devices?: readonly VirtioAttachment[] } = {}): Machine {
+    const devices = opts.devices ?? [];
     const config = validateMachineConfig(input, { needKernel: false });
     if (memfd.size !== config.memSizeMib * MiB) {
+      closeAttachments(devices);
       throw new MachineConfigError(`the guest RAM memfd is ${memfd.size} bytes but the VM has ${config.memSizeMib} MiB`);
     }
-    return Machine.construct(config, ringPoller, (m) => m.buildShell(consoleSink, memfd, opts.premapped));
+    return Machine.construct(config, ringPoller, devices, (m) => m.buildShell(consoleSink, devices, memfd, opts.premapped));
   }
 
-  private static construct(config: MachineConfig, ringPoller: RingPoller, build: (m: Machine) => void): Machine {
+  /** The machine owns `devices` from here on: they are closed with it, or at once if it cannot be built. */
+  private static construct(config: MachineConfig, ringPoller: RingPoller, devices: readonly VirtioAttachment[], build: (m: Machine) => void): Machine {
     const kvm = Kvm.open(config.kvmDevice);
     let m: Machine | undefined;
     try {
@@ -116,6 +123,7 @@ export class Machine {
       build(m);
       return m;
     } catch (e) {
+      if (m?.virtio === undefined) closeAttachments(devices);
       if (m) void m.release();
       else kvm.close();
       throw e;
@@ -126,9 +134,11 @@ export class Machine {
   get memory(): GuestRam { if (!this.ram) throw new Error('machine has no RAM'); return this.ram; }
   get serial(): LegacyDevices['serial'] { return this.devices.serial; }
   get portBus(): Bus<PioDevice> { return this.devices.bus; }
+  /** The VM's virtio devices (host side); undefined only while the machine is being built. */
+  get virtioDevices(): VirtioHost | undefined { return this.virtio; }
 
   /** @param premapped RAM mappings made before (a canary clone's private copy), registered as they are. */
-  private buildShell(consoleSink: ByteSink, memfd: Memfd | undefined, premapped?: readonly MemfdMapping[], slots: 'sync' | 'async' = 'sync'): void {
+  private buildShell(consoleSink: ByteSink, devices: readonly VirtioAttachment[], memfd: Memfd | undefined, premapped?: readonly MemfdMapping[], slots: 'sync' | 'async' = 'sync'): void {
     const c = this.config;
     this.vm.setTssAddr(KVM_TSS_ADDRESS);
     this.vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDRESS);
@@ -139,6 +149,7 @@ export class Machine {
       : GuestRam.create(this.vm, c.memSizeMib * MiB, `swapvisor-${c.name}`, c.prefault ?? 'background', slots);
     this.consoleSink = consoleSink;
     this.devices = createLegacyDevices(this.vm, this.deviceEvents());
+    this.virtio = new VirtioHost(this.vm, this.memory.memory, devices);
     this.setupCoalescing();
     const supportedCpuid = this.kvm.getSupportedCpuid();
     const tscDeadline = this.kvm.checkExtension(abi.KVM_CAP_TSC_DEADLINE_TIMER) > 0;
@@ -162,8 +173,9 @@ export class Machine {
     const c = this.config;
     const boot = this.vcpuFds[0]!;
     const tscKhz = boot.getTscKhz();
+    const virtioArgs = this.virtio?.cmdline ?? '';
     const kernel = loadKernel(this.memory.memory, c.kernel, {
-      cmdline: c.cmdline,
+      cmdline: virtioArgs ? `${c.cmdline} ${virtioArgs}`.trim() : c.cmdline,
       initrd: c.initrd,
       vcpus: c.vcpus,
       entry: c.entry,
@@ -180,6 +192,7 @@ export class Machine {
     return {
       kvm: captureKvmState(this.kvm, this.vm, this.vcpuFds),
       devices: saveLegacyDevices(this.devices),
+      ...(this.virtio && this.virtio.count > 0 ? { virtio: this.virtio.save() } : {}),
     };
   }
 
@@ -190,6 +203,7 @@ export class Machine {
   restoreState(s: MachineSnapshot): void {
     if (this.runState !== 'created' && this.runState !== 'paused') throw new Error(`cannot restore into a machine that is ${this.runState}`);
     this.devices = restoreLegacyDevices(this.vm, this.deviceEvents(), s.devices);
+    this.virtio?.restore(s.virtio ?? {});
     applyKvmState(this.vm, this.vcpuFds, s.kvm);
   }
 
@@ -217,8 +231,16 @@ export class Machine {
         if (hit) hit.device.pioWrite(hit.offset, data);
         else this.counters.unknownPortWrites++;
       },
-      mmioRead: (_address: number, data: Uint8Array) => { this.counters.mmioUnhandled++; data.fill(0xff); },
-      mmioWrite: () => { this.counters.mmioUnhandled++; },
+      mmioRead: (address: number, data: Uint8Array) => {
+        const hit = this.virtio?.bus.find(address);
+        if (hit) hit.device.mmioRead(hit.offset, data);
+        else { this.counters.mmioUnhandled++; data.fill(0xff); }
+      },
+      mmioWrite: (address: number, data: Uint8Array) => {
+        const hit = this.virtio?.bus.find(address);
+        if (hit) hit.device.mmioWrite(hit.offset, data);
+        else this.counters.mmioUnhandled++;
+      },
       beforeExit: () => this.drainRing(),
       fault: (fault: VcpuFault) => this.finish({ reason: 'fault', fault }),
     };
@@ -240,6 +262,7 @@ export class Machine {
     }
     this.runState = 'running';
     if (this.config.cpus) this.pin(this.config.cpus);
+    this.virtio?.resume();
     for (const v of this.vcpus) v.start();
     if (this.config.prefault === 'background') void this.memory.prefaultInBackground();
   }
@@ -253,12 +276,16 @@ export class Machine {
     if (this.runState !== 'running') throw new Error(`cannot pause a machine that is ${this.runState}`);
     await Promise.all(this.vcpus.map((v) => v.pause()));
     this.drainRing();
-    if (this.runState === 'running') this.runState = 'paused';
+    if (this.runState === 'running') {
+      this.virtio?.quiesce();
+      this.runState = 'paused';
+    }
   }
 
   resume(): void {
     if (this.runState !== 'paused') throw new Error(`cannot resume a machine that is ${this.runState}`);
     this.runState = 'running';
+    this.virtio?.resume();
     for (const v of this.vcpus) v.start();
   }
 
@@ -282,6 +309,7 @@ export class Machine {
     this.runState = 'stopped';
     this.ringPoller.remove(this.drainFn);
     for (const v of this.vcpus) v.destroy();
+    this.virtio?.release();
     for (const fd of this.vcpuFds) fd.close();
     this.vm.close();
     this.kvm.close();

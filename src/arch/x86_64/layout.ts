@@ -53,3 +53,9 @@ export const I8042_PORT = 0x60;
 export const CMOS_PORT = 0x70;
 /** Debug-exit port: a write ends the VM with (value & 0xff) as its exit status. */
 export const DEBUG_EXIT_PORT = 0xf4;
+
+/** virtio-mmio transports: device i at VIRTIO_MMIO_START + i * 4 KiB, interrupt GSI VIRTIO_GSI_BASE + i (IOAPIC only). */
+export const VIRTIO_MMIO_START = 0xd000_0000;
+export const VIRTIO_MMIO_STRIDE = 0x1000;
+export const VIRTIO_GSI_BASE = 16;
+export const VIRTIO_MAX_DEVICES = 8;
