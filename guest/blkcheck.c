@@ -114,7 +114,7 @@ static void err_line(u64 block, u64 pass, const char *what, u64 got, int with_go
 	l_str(&l, " ");
 	l_str(&l, what);
 	if (with_got) {
-		l_str(&l, " got ");
+		l_str(&l, " ");
 		l_hex(&l, got);
 	}
 	l_emit(&l);
@@ -128,15 +128,15 @@ static int check_block(const u8 *b, u64 pass, u64 i)
 	if (!memcmp(b, expect, BLOCK))
 		return 0;
 	if (memcmp(b, expect, 8))
-		err_line(i, pass, "magic", get64(b), 1);
+		err_line(i, pass, "magic got", get64(b), 1);
 	else if (get64(b + 8) != i)
-		err_line(i, pass, "index", get64(b + 8), 1);
+		err_line(i, pass, "index got", get64(b + 8), 1);
 	else if (get64(b + 16) != pass)
-		err_line(i, pass, "pass", get64(b + 16), 1);
+		err_line(i, pass, "pass got", get64(b + 16), 1);
 	else if (get64(b + 24) != seed)
-		err_line(i, pass, "seed", get64(b + 24), 1);
+		err_line(i, pass, "seed got", get64(b + 24), 1);
 	else if (get64(b + BLOCK - 8) != crc32(b, BLOCK - 8))
-		err_line(i, pass, "crc", get64(b + BLOCK - 8), 1);
+		err_line(i, pass, "crc got", get64(b + BLOCK - 8), 1);
 	else {
 		for (k = 32; k < BLOCK - 8 && b[k] == expect[k]; k++)
 			;
