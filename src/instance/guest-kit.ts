@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from './package-info.js';
 
-export const GUEST_KIT = ['heartbeat', 'memcheck', 'timer', 'smp'] as const;
+export const GUEST_KIT = ['heartbeat', 'memcheck', 'timer', 'smp', 'blkcheck', 'netecho', 'vconecho', 'rngcheck'] as const;
 export type GuestKitName = (typeof GUEST_KIT)[number];
 
 export class GuestKitError extends Error {

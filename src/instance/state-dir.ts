@@ -46,6 +46,8 @@ export class StateDir {
   get pidPath(): string { return path.join(this.dir, 'daemon.pid'); }
   get vmsDir(): string { return path.join(this.dir, 'vms'); }
   consoleLogPath(name: string): string { return path.join(this.vmsDir, `${name}.console.log`); }
+  /** The log of a VM's virtio console (its second stream). */
+  vconsoleLogPath(name: string): string { return path.join(this.vmsDir, `${name}.vconsole.log`); }
   private vmPath(name: string): string { return path.join(this.vmsDir, `${name}.json`); }
 
   /** Creates the directory (0700) and takes the owner lock, or explains who holds it. */

@@ -31,6 +31,7 @@ import { StateDir } from './state-dir.js';
 import type { SwapReportJson } from './swap-control.js';
 import type { VmConfig } from './vm-config.js';
 import { VmConsole } from './vm-console.js';
+import { adoptVmDevices, handoverFdCount } from './vm-devices.js';
 import { InstanceVm } from './vm.js';
 import type { VmRegistry } from './vm-registry.js';
 
@@ -46,6 +47,7 @@ interface Shell {
   createdAt: string;
   machine: Machine;
   console: VmConsole;
+  vconsole: VmConsole | undefined;
 }
 
 const HELLO_TIMEOUT_MS = 10_000;
@@ -216,17 +218,18 @@ export class SwapReceiver {
   private prepare(m: Received): void {
     const name = str(m, 'name');
     try {
-      if (m.fds.length !== 1) throw new Error(`expected one memfd, got ${m.fds.length} fds`);
       const config = validateVmConfig(m.body['config']);
+      if (m.fds.length !== 1 + handoverFdCount(config)) throw new Error(`expected the memfd and ${handoverFdCount(config)} device fds, got ${m.fds.length} fds`);
       const memfd = Memfd.fromFd(m.fds[0]!, config.memMib * MiB);
       const console = new VmConsole(this.stateDir.consoleLogPath(name), 'handed-over');
+      const vconsole = config.vconsole ? new VmConsole(this.stateDir.vconsoleLogPath(name), 'handed-over') : undefined;
       const tail = m.body['consoleTail'];
       if (typeof tail === 'string') console.addHistory(Buffer.from(tail, 'base64'));
       const machine = Machine.createShell({
         name, kernel: new Uint8Array(0), cmdline: '', memSizeMib: config.memMib, vcpus: config.vcpus,
         cpus: this.partition.cpus, prefault: 'now',
-      }, console, memfd, this.registry.hostForAdoption.ringPoller);
-      this.shells.set(name, { config, createdAt: str(m, 'createdAt'), machine, console });
+      }, console, memfd, this.registry.hostForAdoption.ringPoller, { devices: adoptVmDevices(config, m.fds.slice(1), vconsole) });
+      this.shells.set(name, { config, createdAt: str(m, 'createdAt'), machine, console, vconsole });
       this.channel.send(MessageType.ShellReady, { name });
       if (faultArmed('b-crash-after-shell')) crashNow();
     } catch (e) {
@@ -256,7 +259,7 @@ export class SwapReceiver {
       this.releaseHot = this.hot.holdFor(POST_RESUME_HOT_MS);
       this.log.info({ vm: name, decodeUs: Number(t1 - t0) / 1000, restoreUs: Number(resumedAtNs - t1) / 1000, startUs: Number(t3 - resumedAtNs) / 1000, receivedAtNs: t0.toString() }, 'swap.receiver.restore-timing');
       this.shells.delete(name);
-      this.registry.adoptRunning(InstanceVm.adopt(shell.config, shell.createdAt, shell.console, this.registry.hostForAdoption, shell.machine));
+      this.registry.adoptRunning(InstanceVm.adopt(shell.config, shell.createdAt, shell.console, this.registry.hostForAdoption, shell.machine, shell.vconsole));
       this.log.info({ vm: name }, 'swap.receiver.vm-running');
     } catch (e) {
       this.fail(name, e);
@@ -278,6 +281,8 @@ export class SwapReceiver {
       const patternText = m.body['pattern'];
       const pattern = typeof patternText === 'string' ? new RegExp(patternText, 'm') : undefined;
       if (m.fds.length !== 1) throw new Error(`expected the VM's memfd, got ${m.fds.length} fds`);
+      // The clone may share no back-end with the original: it would write the same disk or tap.
+      if (handoverFdCount(config) > 0 || config.vconsole || config.rng) throw new Error(`${name} has virtio devices, and a canary clone of such a VM is not supported yet: swap without --canary`);
       const memfd = Memfd.fromFd(m.fds[0]!, config.memMib * MiB);
       // The copy first, then A may resume the original; the rest of the clone is built after.
       const copy = GuestRam.takePrivateCopy(memfd);
@@ -331,6 +336,7 @@ export class SwapReceiver {
     if (s) {
       await s.machine.stop();
       s.console.close();
+      s.vconsole?.close();
     }
   }
 

@@ -18,6 +18,11 @@ export class VmRegistry {
 
   constructor(private readonly stateDir: StateDir, private readonly host: Omit<VmHost, 'persist'>) {}
 
+  private newVm(config: VmConfig, createdAt: string, state: VmState): InstanceVm {
+    const vconsole = config.vconsole ? new VmConsole(this.stateDir.vconsoleLogPath(config.name)) : undefined;
+    return new InstanceVm(config, createdAt, state, new VmConsole(this.stateDir.consoleLogPath(config.name)), this.vmHost(), vconsole);
+  }
+
   private vmHost(): VmHost {
     return { ...this.host, persist: (vm) => this.persist(vm) };
   }
@@ -38,7 +43,7 @@ export class VmRegistry {
       const wasRunning = v.runState === 'running' || v.runState === 'paused';
       const state: VmState = wasRunning ? 'lost' : v.runState;
       if (wasRunning) lost.push(v.name);
-      const vm = new InstanceVm(v.config, v.createdAt, state, new VmConsole(this.stateDir.consoleLogPath(v.name)), this.vmHost());
+      const vm = this.newVm(v.config, v.createdAt, state);
       this.vms.set(v.name, vm);
       if (wasRunning) this.persist(vm);
     }
@@ -51,7 +56,7 @@ export class VmRegistry {
    */
   create(config: VmConfig, startNow = false): InstanceVm {
     if (this.vms.has(config.name)) throw new InstanceError('ERR_VM_EXISTS', `a VM named ${config.name} already exists; pick another name or remove it first`);
-    const vm = new InstanceVm(config, new Date().toISOString(), 'created', new VmConsole(this.stateDir.consoleLogPath(config.name)), this.vmHost());
+    const vm = this.newVm(config, new Date().toISOString(), 'created');
     if (!startNow) this.persist(vm);
     this.vms.set(config.name, vm);
     return vm;
@@ -77,7 +82,7 @@ export class VmRegistry {
       if (this.vms.has(v.name)) continue;
       const wasRunning = v.runState === 'running' || v.runState === 'paused';
       if (wasRunning) lost.push(v.name);
-      const vm = new InstanceVm(v.config, v.createdAt, wasRunning ? 'lost' : v.runState, new VmConsole(this.stateDir.consoleLogPath(v.name)), this.vmHost());
+      const vm = this.newVm(v.config, v.createdAt, wasRunning ? 'lost' : v.runState);
       this.vms.set(v.name, vm);
       if (wasRunning) this.persist(vm);
       loaded++;
@@ -107,6 +112,7 @@ export class VmRegistry {
       await vm.stop();
     }
     vm.console.close();
+    vm.vconsole?.close();
     this.vms.delete(name);
     this.stateDir.removeVm(name);
   }
@@ -114,6 +120,6 @@ export class VmRegistry {
   /** Stops every running VM (daemon shutdown). Their stored state becomes 'stopped'. */
   async stopAll(): Promise<void> {
     await Promise.all(this.list().filter((vm) => vm.state === 'running' || vm.state === 'paused').map((vm) => vm.stop().catch(() => undefined)));
-    for (const vm of this.list()) vm.console.close();
+    for (const vm of this.list()) { vm.console.close(); vm.vconsole?.close(); }
   }
 }

@@ -10,6 +10,7 @@ import type { PersistedRunState } from './state-dir.js';
 import { type VmConfig, machineConfigFor } from './vm-config.js';
 import type { VmExitInfo, VmInfo, VmState } from './api/validate.js';
 import { VmConsole } from './vm-console.js';
+import { VCONSOLE_ID, openVmDevices } from './vm-devices.js';
 
 export type { VmExitInfo, VmInfo, VmState } from './api/validate.js';
 
@@ -37,18 +38,19 @@ export class InstanceVm {
   /** Totals over earlier runs, so counters stay monotonic for /metrics. */
   readonly totals = { exits: 0, pauses: 0, pauseNs: 0n };
 
-  constructor(readonly config: VmConfig, readonly createdAt: string, initial: VmState, readonly console: VmConsole, private readonly host: VmHost) {
+  /** @param vconsole the virtio console's stream, for a VM that has one. */
+  constructor(readonly config: VmConfig, readonly createdAt: string, initial: VmState, readonly console: VmConsole, private readonly host: VmHost, readonly vconsole?: VmConsole) {
     this.runState = initial;
     if (initial === 'lost') this.exitInfo = { reason: 'lost', status: null, detail: 'the daemon that ran this VM died', rip: null };
   }
 
   /** A VM that a hot swap handed to this instance, already running in `machine`. */
-  static adopt(config: VmConfig, createdAt: string, console: VmConsole, host: VmHost, machine: Machine): InstanceVm {
-    const vm = new InstanceVm(config, createdAt, 'running', console, host);
+  static adopt(config: VmConfig, createdAt: string, console: VmConsole, host: VmHost, machine: Machine, vconsole?: VmConsole): InstanceVm {
+    const vm = new InstanceVm(config, createdAt, 'running', console, host, vconsole);
     host.reserveMemory(config.name, config.memMib);
     vm.machine = machine;
     vm.startedAtMs = Date.now();
-    vm.console.connectInput((bytes) => machine.serial.enqueueInput(bytes));
+    vm.connectInputs(machine);
     // No persist here: the stored definition already says 'running' (the previous instance wrote it),
     // and two fsyncs right after the resume would hold up the guest's first exits.
     void machine.exited.then((exit) => vm.onExit(machine, exit));
@@ -73,14 +75,14 @@ export class InstanceVm {
     this.runState = 'starting';
     let machine: Machine;
     try {
-      machine = await Machine.createAsync(config, this.console, this.host.ringPoller);
+      machine = await Machine.createAsync(config, this.console, this.host.ringPoller, openVmDevices(this.config, this.vconsole));
     } catch (e) {
       this.runState = before;
       this.host.releaseMemory(this.name);
       throw e;
     }
     this.machine = machine;
-    this.console.connectInput((bytes) => machine.serial.enqueueInput(bytes));
+    this.connectInputs(machine);
     machine.start();
     this.runState = 'running';
     this.startedAtMs = Date.now();
@@ -88,6 +90,16 @@ export class InstanceVm {
     this.host.persist(this);
     this.host.log('vm.started', { vm: this.name, vcpus: config.vcpus, memMib: config.memSizeMib, tids: machine.vcpus.map((v) => v.tid) });
     void machine.exited.then((exit) => this.onExit(machine, exit));
+  }
+
+  private connectInputs(machine: Machine): void {
+    this.console.connectInput((bytes) => machine.serial.enqueueInput(bytes));
+    this.vconsole?.connectInput((bytes) => { machine.virtioDevices?.consoleInput(VCONSOLE_ID, bytes); });
+  }
+
+  private disconnectInputs(): void {
+    this.console.connectInput(undefined);
+    this.vconsole?.connectInput(undefined);
   }
 
   async pause(): Promise<void> {
@@ -125,7 +137,7 @@ export class InstanceVm {
     const m = this.machine;
     if (!m) return;
     this.movedAway = true;
-    this.console.connectInput(undefined);
+    this.disconnectInputs();
     await m.stop();
   }
 
@@ -146,8 +158,9 @@ export class InstanceVm {
     }
     this.totals.exits += machine.vcpus.reduce((n, v) => n + v.counters.exits, 0);
     this.machine = undefined;
-    this.console.connectInput(undefined);
+    this.disconnectInputs();
     this.console.flush();
+    this.vconsole?.flush();
     this.host.releaseMemory(this.name);
     this.exitInfo = describeExit(exit);
     this.runState = exit.reason === 'fault' ? 'crashed' : 'stopped';

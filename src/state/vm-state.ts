@@ -9,6 +9,8 @@
 //   pit                     kvm_pit_state2 blob
 //   clock                   kvm_clock_data blob (taken at the pause)
 //   devices/serial0, devices/i8042, devices/rtc, devices/debug-exit    the device's saved fields
+//   devices/virtio/<id>     (optional, one per virtio device) kind, slot, transport (queues, features,
+//                           and the device's own fields under transport.device)
 
 import type { CmosRtcState } from '../devices/legacy/cmos-rtc.js';
 import type { DebugExitState } from '../devices/legacy/debug-exit.js';
@@ -32,6 +34,18 @@ export interface VcpuStateData {
   debugregs: Uint8Array;
 }
 
+export type VirtioKindData = 'block' | 'net' | 'console' | 'rng';
+const VIRTIO_KINDS: readonly string[] = ['block', 'net', 'console', 'rng'];
+const VIRTIO_SECTION_PREFIX = 'devices/virtio/';
+const MAX_VIRTIO_SLOTS = 8;
+
+/** One virtio device's saved state; `transport` is checked field by field when it is restored. */
+export interface VirtioSlotStateData {
+  kind: VirtioKindData;
+  slot: number;
+  transport: unknown;
+}
+
 /** Structurally the same as vmm's MachineSnapshot, which this layer may not import. */
 export interface VmStateData {
   kvm: {
@@ -46,6 +60,7 @@ export interface VmStateData {
     rtc: CmosRtcState;
     debugExit: DebugExitState;
   };
+  virtio?: Record<string, VirtioSlotStateData>;
 }
 
 export interface VmStateIdentity {
@@ -117,6 +132,10 @@ export function encodeVmState(id: VmStateIdentity, s: VmStateData): Uint8Array {
     });
   }
   for (const [sid, key] of DEVICES) sections[sid] = section(1, s.devices[key] as unknown as StateObject);
+  for (const [id, d] of Object.entries(s.virtio ?? {})) {
+    if (!/^[A-Za-z0-9._-]{1,32}$/.test(id)) unwritable(`virtio device id "${id}" is not valid`);
+    sections[VIRTIO_SECTION_PREFIX + id] = section(1, { kind: d.kind, slot: d.slot, transport: d.transport as StateObject });
+  }
   const bytes = encodeEnvelope(StateKind.VmState, { sections });
   if (bytes.byteLength > MAX_VM_STATE_BYTES) {
     throw new StateFormatError('ERR_STATE_OVERSIZED', `VM state: ${bytes.byteLength} bytes is over the ${MAX_VM_STATE_BYTES} the next instance accepts; refusing to write it`);
@@ -173,6 +192,7 @@ export function decodeVmState(bytes: Uint8Array): { id: VmStateIdentity; state: 
     });
   }
   const devices = Object.fromEntries(DEVICES.map(([sid, key]) => [key, deviceFields(tree, sid)])) as VmStateData['devices'];
+  const virtio = decodeVirtio(tree);
   const name = vm.string('name', '');
   if (name === '') bad('the vm section has no name');
   const memMib = vm.number('memMib', Number.NaN);
@@ -182,7 +202,27 @@ export function decodeVmState(bytes: Uint8Array): { id: VmStateIdentity; state: 
     state: {
       kvm: { vcpus, irqchip: IRQCHIPS.map((sid) => blob(tree, sid)), pit: blob(tree, 'pit'), clock: blob(tree, 'clock') },
       devices,
+      ...(virtio ? { virtio } : {}),
     },
   };
+}
+
+function decodeVirtio(tree: StateTree): Record<string, VirtioSlotStateData> | undefined {
+  const ids = Object.keys(tree.sections).filter((k) => k.startsWith(VIRTIO_SECTION_PREFIX));
+  if (ids.length === 0) return undefined;
+  if (ids.length > MAX_VIRTIO_SLOTS) bad(`${ids.length} virtio devices is over ${MAX_VIRTIO_SLOTS}`);
+  const out: Record<string, VirtioSlotStateData> = {};
+  for (const sid of ids) {
+    const s = need(tree, sid);
+    const id = sid.slice(VIRTIO_SECTION_PREFIX.length);
+    const kind = s.string('kind', '');
+    if (!VIRTIO_KINDS.includes(kind)) bad(`section ${sid} has an unknown virtio kind "${kind}"`);
+    const slot = s.number('slot', -1);
+    if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_VIRTIO_SLOTS) bad(`section ${sid} has a slot ${slot} outside 0..${MAX_VIRTIO_SLOTS - 1}`);
+    const transport: unknown = tree.sections[sid]!.f['transport'];
+    if (typeof transport !== 'object' || transport === null || Array.isArray(transport)) bad(`section ${sid} has no transport state`);
+    Object.defineProperty(out, id, { value: { kind: kind as VirtioKindData, slot, transport }, enumerable: true });
+  }
+  return out;
 }
 

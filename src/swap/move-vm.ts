@@ -42,7 +42,9 @@ export async function prepareVmInB(channel: HandoverChannel, vm: MovableVm, jour
   // The console tail travels here, before the pause, not in the pause window's state message.
   const consoleTail = Buffer.from(vm.console.readTail(CONSOLE_TAIL_BYTES)).toString('base64');
   if (features.has('console-history')) tailSentAt.set(vm, vm.console.bytesOut);
-  channel.send(MessageType.PrepareVm, { name: vm.name, config: vm.config, createdAt: vm.createdAt, consoleTail }, { fds: [m.memory.memfd.fd] });
+  // Guest RAM, then the devices' host fds (disk images, taps) in slot order: B uses the same files.
+  const fds = [m.memory.memfd.fd, ...(m.virtioDevices?.handoverFds() ?? [])];
+  channel.send(MessageType.PrepareVm, { name: vm.name, config: vm.config, createdAt: vm.createdAt, consoleTail }, { fds });
   const reply = await channel.waitFor(`the shell of ${vm.name}`, forVm(vm.name, MessageType.ShellReady, MessageType.VmFailed), SHELL_TIMEOUT_MS);
   if (reply.type === MessageType.VmFailed) throw new SwapError('ERR_SWAP_MOVE', `B could not build ${vm.name}: ${str(reply, 'message')}`);
   journal.write('vm.shell-ready', { vm: vm.name });

@@ -35,7 +35,8 @@ export type VirtioKind = VirtioAttachment['kind'];
 export interface VirtioSlotState {
   kind: VirtioKind;
   slot: number;
-  transport: VirtioMmioState<unknown>;
+  /** A VirtioMmioState as saved; untrusted when it was received, and checked field by field on restore. */
+  transport: unknown;
 }
 
 export class VirtioSetupError extends Error {
@@ -172,7 +173,9 @@ export class VirtioHost {
       const st = states[s.attachment.id];
       if (!st || st.kind !== s.attachment.kind || st.slot !== s.index) throw new VirtioSetupError(`virtio device ${s.attachment.id} (${s.attachment.kind}, slot ${s.index}) is not in the saved state as such`);
       const irq = this.irqLine(s.irqFd);
-      s.transport = VirtioMmioTransport.restore({ memory: this.memory, irq }, this.createDevice(s, st.transport.device), st.transport);
+      const saved = st.transport as VirtioMmioState<unknown>;
+      const deviceState: unknown = typeof saved === 'object' && saved !== null ? saved.device : undefined;
+      s.transport = VirtioMmioTransport.restore({ memory: this.memory, irq }, this.createDevice(s, deviceState ?? null), saved);
     }
   }
 

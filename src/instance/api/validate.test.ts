@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { ApiError, type ErrorBody } from './errors.js';
 import { apiSpec } from './spec.js';
 import {
-  ENTRY_MODES, GUEST_NAMES, RESTART_POLICIES, VM_EXIT_REASONS, VM_STATES, ResponseSchemaError, parseForce, parseTailBytes,
+  type DiskConfig, type NetConfig, ENTRY_MODES, GUEST_NAMES, RESTART_POLICIES, VM_EXIT_REASONS, VM_STATES, ResponseSchemaError, parseForce, parseTailBytes,
   responseValidator, validateActionBody, validateVmConfig, validateVmName,
   type ConsoleCounters, type Instance, type Partition, type PlatformRecord, type PlatformSummary, type VcpuInfo, type VmConfig,
   type VmExitInfo, type VmInfo, type VmList,
@@ -21,8 +21,11 @@ type Shape<T> = { [K in keyof T]-?: K extends RequiredKeys<T> ? 'required' : 'op
 const SHAPES = {
   VmConfig: {
     name: 'required', guest: 'optional', kernel: 'optional', initrd: 'optional', cmdline: 'optional', memMib: 'required',
-    vcpus: 'optional', entry: 'optional', autostart: 'optional', restartPolicy: 'optional',
+    vcpus: 'optional', entry: 'optional', autostart: 'optional', restartPolicy: 'optional', disks: 'optional', nets: 'optional',
+    vconsole: 'optional', rng: 'optional',
   } satisfies Shape<VmConfig>,
+  DiskConfig: { id: 'required', path: 'required', readOnly: 'optional', serial: 'optional' } satisfies Shape<DiskConfig>,
+  NetConfig: { id: 'required', tap: 'required', netns: 'optional', mac: 'optional' } satisfies Shape<NetConfig>,
   VmInfo: {
     name: 'required', state: 'required', config: 'required', memMib: 'required', vcpus: 'required', createdAt: 'required',
     startedAt: 'required', uptimeSec: 'required', exit: 'required', console: 'required',

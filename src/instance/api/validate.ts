@@ -8,7 +8,7 @@ import { apiSpec, resolveRef, type JsonSchema, type OpenApiDocument } from './sp
 
 // ---- Types. Hand-written to match components.schemas; validate.test.ts fails if they drift. ----
 
-export const GUEST_NAMES = ['heartbeat', 'memcheck', 'timer', 'smp'] as const;
+export const GUEST_NAMES = ['heartbeat', 'memcheck', 'timer', 'smp', 'blkcheck', 'netecho', 'vconecho', 'rngcheck'] as const;
 export type GuestName = (typeof GUEST_NAMES)[number];
 export const ENTRY_MODES = ['auto', 'long-mode', 'pvh'] as const;
 export type EntryMode = (typeof ENTRY_MODES)[number];
@@ -31,6 +31,26 @@ export interface VmConfig {
   entry?: EntryMode;
   autostart?: boolean;
   restartPolicy?: RestartPolicy;
+  disks?: DiskConfig[];
+  nets?: NetConfig[];
+  vconsole?: boolean;
+  rng?: boolean;
+}
+
+/** Schema `DiskConfig`: a virtio-blk disk. */
+export interface DiskConfig {
+  id: string;
+  path: string;
+  readOnly?: boolean;
+  serial?: string;
+}
+
+/** Schema `NetConfig`: a virtio-net interface on a tap. */
+export interface NetConfig {
+  id: string;
+  tap: string;
+  netns?: string;
+  mac?: string;
 }
 
 /** A VmConfig after validation: the fields with a default in the schema are filled in. */
