@@ -4,14 +4,15 @@
 import { BOOT_USAGE, runBoot } from './boot.js';
 import { DENSITY_USAGE, runDensity } from './density.js';
 import { BenchUsageError } from './errors.js';
+import { IO_USAGE, runIo } from './io.js';
 import { QEMU_MIGRATION_USAGE, runQemuMigration } from './qemu-migration.js';
 import { runSwapBench, SWAP_USAGE } from './swap.js';
 
 type Bench = (argv: string[], log: (line: string) => void) => Promise<Record<string, unknown>>;
 
-/** Benchmarks by name. io will join here. */
+/** Benchmarks by name. */
 const BENCHES: ReadonlyMap<string, Bench> = new Map([
-  ['boot', runBoot], ['density', runDensity], ['qemu-migration', runQemuMigration], ['swap', runSwapBench],
+  ['boot', runBoot], ['density', runDensity], ['io', runIo], ['qemu-migration', runQemuMigration], ['swap', runSwapBench],
 ]);
 
 const USAGE = `usage: npm run bench -- <benchmark> [options]
@@ -19,11 +20,13 @@ const USAGE = `usage: npm run bench -- <benchmark> [options]
 benchmarks:
   boot      spawn → first console byte, swapvisor vs QEMU microvm
   density   N heartbeat VMs in one daemon: create rate, time to all heartbeating, memory per VM, vs QEMU
+  io        virtio-blk 4 KiB random read/write IOPS and virtio-net UDP echo packets/s, swapvisor vs QEMU microvm
   qemu-migration  the hot-swap peer: QEMU local live migration (x-ignore-shared) of one heartbeat VM, guest-visible gap
   swap      N heartbeat VMs, R hot swaps in a row: host pause, guest-visible gap, swap time, RAM copied, vs QEMU migration
 
 ${BOOT_USAGE}
 ${DENSITY_USAGE}
+${IO_USAGE}
 ${QEMU_MIGRATION_USAGE}
 ${SWAP_USAGE}`;
 
