@@ -56,15 +56,15 @@ export class BenchNetns {
     });
   }
 
-  /** Waits until a VM inside has created tap `tap`, then brings it up with address `cidr` (e.g. 10.77.0.1/24). */
-  async configureTap(tap: string, cidr: string, vm: ChildProcess): Promise<void> {
+  /** Waits until a VM (inside, or a daemon moving it in) has created tap `tap`, then brings it up with address `cidr` (e.g. 10.77.0.1/24). */
+  async configureTap(tap: string, cidr: string, vm?: ChildProcess): Promise<void> {
     const deadline = Date.now() + TAP_APPEAR_TIMEOUT_MS;
     for (;;) {
       try {
         execFileSync('ip', ['-n', this.name, 'link', 'show', 'dev', tap], { stdio: 'ignore' });
         break;
       } catch {
-        if (vm.exitCode !== null || vm.signalCode !== null) throw new BenchRunError(`io: the VM ended before it created tap ${tap}`);
+        if (vm !== undefined && (vm.exitCode !== null || vm.signalCode !== null)) throw new BenchRunError(`io: the VM ended before it created tap ${tap}`);
         if (Date.now() > deadline) throw new BenchRunError(`io: tap ${tap} did not appear in ${this.name} within ${TAP_APPEAR_TIMEOUT_MS} ms`);
         await sleep(TAP_POLL_MS);
       }

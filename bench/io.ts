@@ -13,13 +13,14 @@ import { type ChildSpec, describeEnd, timeChild } from './child.js';
 import { BenchRunError, BenchUsageError } from './errors.js';
 import { hostInfo } from './host.js';
 import { BenchNetns, stopChild } from './io-netns.js';
+import { measureSwapWithIo, type SwapIoRun } from './io-swap.js';
 import { guestStatusFromQemuExit, locateQemu, microvmArgs, qemuVersion } from './qemu.js';
 import { percentile, round } from './stats.js';
 
 export const IO_USAGE =
-  'usage: npm run bench -- io [--secs S] [--runs R] [--depth D] [--window W] [--disk-mib M] [--qemu-cache writeback|none]   (S 1..60 s per measurement, default 3; R 1..20, default 3; D 1..32 requests in flight, default 8; W 1..1024 datagrams in flight, default 32; M 16..4096, default 128)';
+  'usage: npm run bench -- io [--secs S] [--runs R] [--depth D] [--window W] [--disk-mib M] [--qemu-cache writeback|none] [--swaps N]   (S 1..60 s per measurement, default 3; R 1..20, default 3; D 1..32 requests in flight, default 8; W 1..1024 datagrams in flight, default 32; M 16..4096, default 128; N 0..10 hot swaps of a daemon with block and net traffic in flight, default 2)';
 
-const DEFAULTS = { secs: 3, runs: 3, depth: 8, window: 32, diskMib: 128 };
+const DEFAULTS = { secs: 3, runs: 3, depth: 8, window: 32, diskMib: 128, swaps: 2 };
 const MEM_MIB = 64;
 const GUEST_IP = '10.77.0.2';
 const HOST_CIDR = '10.77.0.1/24';
@@ -34,7 +35,7 @@ type Peer = (typeof PEERS)[number];
 const MODES = ['randread', 'randwrite'] as const;
 type BlkMode = (typeof MODES)[number];
 
-export interface IoArgs { secs: number; runs: number; depth: number; window: number; diskMib: number; qemuCache: 'writeback' | 'none' }
+export interface IoArgs { secs: number; runs: number; depth: number; window: number; diskMib: number; qemuCache: 'writeback' | 'none'; swaps: number }
 
 export function parseIoArgs(argv: string[]): IoArgs {
   let values: Record<string, string | undefined>;
@@ -43,7 +44,7 @@ export function parseIoArgs(argv: string[]): IoArgs {
       args: argv, strict: true, allowPositionals: false,
       options: {
         secs: { type: 'string' }, runs: { type: 'string' }, depth: { type: 'string' }, window: { type: 'string' },
-        'disk-mib': { type: 'string' }, 'qemu-cache': { type: 'string' },
+        'disk-mib': { type: 'string' }, 'qemu-cache': { type: 'string' }, swaps: { type: 'string' },
       },
     }));
   } catch (e) {
@@ -58,6 +59,7 @@ export function parseIoArgs(argv: string[]): IoArgs {
     window: wholeNumber('window', values['window'], DEFAULTS.window, 1, 1024),
     diskMib: wholeNumber('disk-mib', values['disk-mib'], DEFAULTS.diskMib, 16, 4096),
     qemuCache,
+    swaps: wholeNumber('swaps', values['swaps'], DEFAULTS.swaps, 0, 10),
   };
 }
 
@@ -161,6 +163,30 @@ async function measureAll(s: Setup, log: (line: string) => void): Promise<Sample
   return samples;
 }
 
+/** The hot-swap part: medians over the swaps, or the error that stopped it (the IOPS figures still stand). */
+async function hotSwapPart(s: Setup, log: (line: string) => void): Promise<Record<string, unknown> | undefined> {
+  if (s.args.swaps === 0) return undefined;
+  log(`io: hot swap: ${s.args.swaps} swaps of a daemon running iobench (randwrite) and netecho (flooded)`);
+  let runs: SwapIoRun[];
+  try {
+    runs = await measureSwapWithIo({
+      swaps: s.args.swaps, depth: s.args.depth, window: s.args.window, image: s.image, ns: s.ns,
+      tap: `svbsw${process.pid % 100000}`, guestIp: GUEST_IP, hostCidr: HOST_CIDR,
+    }, log);
+  } catch (e) {
+    log(`io: hot swap part failed: ${(e as Error).message}`);
+    return { error: (e as Error).message };
+  }
+  const p50 = (f: (r: SwapIoRun) => number): number => round(percentile(runs.map(f), 50));
+  return {
+    swaps: runs.length,
+    blkExtraGapMsP50: p50((r) => r.blkExtraGapMs), netExtraGapMsP50: p50((r) => r.netExtraGapMs),
+    swapTotalMsP50: p50((r) => r.swapTotalMs),
+    meaning: 'extra gap = longest gap (no block completion / no UDP echo) in the 100 ms buckets spanning the swap minus the median bucket\'s longest gap without a swap',
+    runs,
+  };
+}
+
 function medians(s: Record<Metric, number[]>): Record<Metric, number> {
   return Object.fromEntries(METRICS.map((k) => [k, Math.round(percentile(s[k], 50))])) as Record<Metric, number>;
 }
@@ -185,6 +211,7 @@ export async function runIo(argv: string[], log: (line: string) => void): Promis
     const setup: Setup = { args, qemu, image, ns, tap: `svbtap${process.pid % 100000}` };
     log(`io: ${args.runs} runs × 2 peers × (randread, randwrite, net) × ${args.secs} s`);
     const samples = await measureAll(setup, log);
+    const hotSwap = await hotSwapPart(setup, log);
     const sv = medians(samples.swapvisor);
     const qm = medians(samples.qemu);
     return {
@@ -195,6 +222,7 @@ export async function runIo(argv: string[], log: (line: string) => void): Promis
       ratios: Object.fromEntries(METRICS.map((k) => [k, round(sv[k] / qm[k], 3)])),
       ratioMeaning: 'swapvisor median ÷ QEMU median; above 1 means swapvisor does more per second',
       samples,
+      hotSwap: hotSwap ?? 'skipped (--swaps 0)',
       setup: {
         guestMemMib: MEM_MIB, vcpus: 1, blockSize: 4096, depth: args.depth, diskMib: args.diskMib,
         swapvisorDisk: 'BlockFile (buffered, host page cache)', qemuDrive: `format=raw,cache=${args.qemuCache}`,

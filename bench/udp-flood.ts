@@ -2,7 +2,10 @@
 // it keeps `window` datagrams in flight to an echo server, sends one more for each echo, and prints ONE JSON line
 // with the echoed packets per second. Unlike test/udp-peer.js it does not pace at a fixed rate; it saturates.
 //
-//   node dist/bench/udp-flood.js --to 10.77.0.2:7 [--secs 3] [--window 32] [--size 64]
+// With --bucket-ms N it also prints, every N ms while it runs, one JSON line {"bucket":i,"echoes":n,"maxGapUs":g}:
+// g is the longest time without any echo within that bucket (for measuring pauses such as a hot swap).
+//
+//   node dist/bench/udp-flood.js --to 10.77.0.2:7 [--secs 3] [--window 32] [--size 64] [--bucket-ms 0]
 
 import dgram from 'node:dgram';
 import { parseArgs } from 'node:util';
@@ -25,7 +28,42 @@ export interface UdpFloodReport {
   pps: number;
 }
 
-function flood(host: string, port: number, secs: number, window: number, size: number): Promise<UdpFloodReport> {
+/** Longest echo-free interval per bucket, printed as each bucket closes. */
+class GapBuckets {
+  private index = 0;
+  private echoes = 0;
+  private maxGapNs = 0n;
+  private lastNs: bigint;
+  private readonly timer: NodeJS.Timeout | undefined;
+
+  constructor(bucketMs: number) {
+    this.lastNs = process.hrtime.bigint();
+    this.timer = bucketMs > 0 ? setInterval(() => this.close(), bucketMs) : undefined;
+  }
+
+  echo(): void {
+    const now = process.hrtime.bigint();
+    if (now - this.lastNs > this.maxGapNs) this.maxGapNs = now - this.lastNs;
+    this.lastNs = now;
+    this.echoes++;
+  }
+
+  close(): void {
+    if (this.timer === undefined) return;
+    const now = process.hrtime.bigint();
+    // A bucket with no echo at all has a gap at least as long as the time since the last one.
+    const gapNs = now - this.lastNs > this.maxGapNs ? now - this.lastNs : this.maxGapNs;
+    process.stdout.write(`${JSON.stringify({ bucket: this.index++, echoes: this.echoes, maxGapUs: Math.round(Number(gapNs) / 1000) })}\n`);
+    this.echoes = 0;
+    this.maxGapNs = 0n;
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+  }
+}
+
+function flood(host: string, port: number, secs: number, window: number, size: number, bucketMs: number): Promise<UdpFloodReport> {
   const socket = dgram.createSocket('udp4');
   const buf = Buffer.alloc(size);
   buf.writeUInt32LE(MAGIC, 0);
@@ -39,6 +77,7 @@ function flood(host: string, port: number, secs: number, window: number, size: n
   let stopping = false;
   let startNs = 0n;
   let lastSeen = 0;
+  let buckets: GapBuckets | undefined;
   const send = (): void => {
     buf.writeUInt32LE(seq++ >>> 0, 4);
     sent++;
@@ -52,6 +91,7 @@ function flood(host: string, port: number, secs: number, window: number, size: n
     const finish = (): void => {
       const elapsedMs = Number(process.hrtime.bigint() - startNs) / 1e6;
       clearInterval(stallTimer);
+      buckets?.stop();
       socket.close();
       resolve({ sent, received, lostEstimate, stalls, elapsedMs: Math.round(elapsedMs), pps: Math.round(received / (elapsedMs / 1000)) });
     };
@@ -66,6 +106,7 @@ function flood(host: string, port: number, secs: number, window: number, size: n
         sent = 0;
         inflight = 0;
         startNs = process.hrtime.bigint();
+        buckets = new GapBuckets(bucketMs);
         setTimeout(() => { stopping = true; finish(); }, secs * 1000);
         stallTimer = setInterval(() => {
           if (stopping) return;
@@ -82,6 +123,7 @@ function flood(host: string, port: number, secs: number, window: number, size: n
       }
       if (stopping) return;
       received++;
+      buckets?.echo();
       if (inflight > 0) inflight--;
       send();
     });
@@ -92,7 +134,7 @@ function flood(host: string, port: number, secs: number, window: number, size: n
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: process.argv.slice(2), strict: true, allowPositionals: false,
-    options: { to: { type: 'string' }, secs: { type: 'string' }, window: { type: 'string' }, size: { type: 'string' } },
+    options: { to: { type: 'string' }, secs: { type: 'string' }, window: { type: 'string' }, size: { type: 'string' }, 'bucket-ms': { type: 'string' } },
   });
   const m = /^(\d+\.\d+\.\d+\.\d+):(\d{1,5})$/.exec(values.to ?? '');
   if (!m) throw new Error(`--to wants ipv4:port, got ${String(values.to)}`);
@@ -100,7 +142,9 @@ async function main(): Promise<void> {
   const window = Number(values.window ?? '32');
   const size = Math.max(HEADER_BYTES, Number(values.size ?? '64'));
   if (!(secs > 0) || !Number.isInteger(window) || window < 1) throw new Error('--secs must be > 0 and --window a whole number ≥ 1');
-  const report = await flood(m[1]!, Number(m[2]), secs, window, size);
+  const bucketMs = Number(values['bucket-ms'] ?? '0');
+  if (!Number.isInteger(bucketMs) || bucketMs < 0) throw new Error('--bucket-ms must be a whole number ≥ 0');
+  const report = await flood(m[1]!, Number(m[2]), secs, window, size, bucketMs);
   process.stdout.write(`${JSON.stringify(report)}\n`);
 }
 

@@ -3,6 +3,8 @@
  * offsets over the whole disk; prints "io <mode> ops <n> us <elapsed> iops <n>" and exits 0. It measures; it
  * does not verify data (blkcheck does).
  *   mode=randread|randwrite  secs=5  depth=8 (1..32, at most QueueNum/3)  seed=1  event_idx=1  tick_us=100000
+ * With report_ms=N (0 = off) it also prints "io tick <seq> <ops> <maxgap_us>" every N ms: seq from 1, ops done so
+ * far, and the longest time without any completion during that period (for measuring pauses such as a hot swap).
  */
 #include "guest.h"
 #include "virtio.h"
@@ -71,6 +73,30 @@ static u32 reap(struct req **done)
 			continue;
 		virtio_sleep(&dev, seen);
 	}
+}
+
+/* Periodic progress for report_ms: the longest interval between consecutive completion batches per period. */
+static u64 tick_seq, tick_next, tick_period, last_done, max_gap;
+
+static void tick_note(u64 now, u64 ops)
+{
+	struct line l;
+	if (now - last_done > max_gap)
+		max_gap = now - last_done;
+	last_done = now;
+	if (!tick_period || now < tick_next)
+		return;
+	l_init(&l);
+	l_str(&l, "io tick ");
+	l_u64(&l, ++tick_seq);
+	l_str(&l, " ");
+	l_u64(&l, ops);
+	l_str(&l, " ");
+	l_u64(&l, tsc_to_us(max_gap));
+	l_emit(&l);
+	max_gap = 0;
+	last_done = rdtsc();
+	tick_next = last_done + tick_period;
 }
 
 static void fail(const char *what, u64 v)
@@ -146,6 +172,9 @@ int main(void)
 	/* Keep `depth` requests in flight until the deadline, then drain the ones still out. */
 	t0 = rdtsc();
 	deadline = t0 + us_to_tsc(secs * 1000000ULL);
+	tick_period = us_to_tsc(arg_u64("report_ms", 0) * 1000ULL);
+	last_done = t0;
+	tick_next = t0 + tick_period;
 	for (i = 0; i < depth; i++)
 		if (submit(&reqs[i], type, nblocks) < 0) {
 			fail("ring full at", i);
@@ -156,6 +185,7 @@ int main(void)
 		int more = rdtsc() < deadline;
 		n = reap(done);
 		inflight -= n;
+		tick_note(rdtsc(), ops + n);
 		for (k = 0; k < n; k++) {
 			if (done[k]->status != BLK_S_OK && bad++ < 5)
 				fail("status", done[k]->status);
