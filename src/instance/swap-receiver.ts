@@ -186,8 +186,14 @@ export class SwapReceiver {
         return;
       case MessageType.ConsoleClients: {
         const vm = this.registry.list().find((v) => v.name === str(m, 'name'));
+        if (m.body['stream'] === 'vconsole') {
+          this.adoptVconsoleClients(vm, m);
+          return;
+        }
         // Everything this instance's console has produced came after the resume (history from A is
         // not counted in bytesOut): the connections missed exactly that much.
+        const input = m.body['input'];
+        if (vm && typeof input === 'string' && input.length > 0) vm.console.sendInput(Buffer.from(input, 'base64'));
         const missed = vm ? vm.console.readTail(vm.console.bytesOut) : undefined;
         for (const fd of m.fds) {
           if (!vm) { new OwnedFd(fd).close(); continue; }
@@ -207,6 +213,18 @@ export class SwapReceiver {
       default:
         this.log.warn({ type: MessageType[m.type] }, 'swap.receiver.unexpected');
         for (const fd of m.fds) new OwnedFd(fd).close();
+    }
+  }
+
+  /** The virtio console's connections and held input, from A; the input goes to the guest first. */
+  private adoptVconsoleClients(vm: InstanceVm | undefined, m: Received): void {
+    const vcon = vm?.vconsole;
+    const input = m.body['input'];
+    if (vcon && typeof input === 'string' && input.length > 0) vcon.sendInput(Buffer.from(input, 'base64'));
+    const missed = vcon ? vcon.readTail(vcon.bytesOut) : undefined;
+    for (const fd of m.fds) {
+      if (!vcon) new OwnedFd(fd).close();
+      else serveConsole(vcon, new Socket({ fd, readable: true, writable: true }), missed);
     }
   }
 

@@ -5,6 +5,11 @@ import { closeSync, openSync, readSync, renameSync, statSync, writeSync } from '
 import type { ByteSink } from '../devices/device.js';
 
 const TAIL_BYTES = 1024 * 1024;
+/** Client input held back while the guest side takes none (a paused VM): beyond this it is dropped. */
+const MAX_HELD_INPUT = 256 * 1024;
+
+/** Delivers client input to the guest; returns how many bytes were taken (void: all of them). */
+export type ConsoleInput = (bytes: Uint8Array) => number | void;
 const LOG_ROTATE_BYTES = 16 * 1024 * 1024;
 
 export interface ConsoleClient {
@@ -26,7 +31,10 @@ export class VmConsole implements ByteSink {
   private readonly clients = new Set<ConsoleClient>();
   bytesOut = 0;
   bytesIn = 0;
-  private input: ((bytes: Uint8Array) => void) | undefined;
+  private input: ConsoleInput | undefined;
+  /** Client input the guest side did not take yet (a paused virtio console): delivered first, or handed over. */
+  private held: Buffer = Buffer.alloc(0);
+  inputDropped = 0;
 
   /**
    * @param history 'from-log' starts the in-memory history with the end of the existing log (a VM
@@ -117,13 +125,32 @@ export class VmConsole implements ByteSink {
   }
 
   /** Where client input goes; set while a machine runs, cleared when it stops. */
-  connectInput(input: ((bytes: Uint8Array) => void) | undefined): void {
+  connectInput(input: ConsoleInput | undefined): void {
     this.input = input;
   }
 
   sendInput(bytes: Uint8Array): void {
     this.bytesIn += bytes.byteLength;
-    this.input?.(bytes);
+    this.held = this.held.byteLength > 0 ? Buffer.concat([this.held, bytes]) : Buffer.from(bytes);
+    this.deliverHeld();
+  }
+
+  /** Offers held input to the guest side again (after a resume). */
+  deliverHeld(): void {
+    if (this.held.byteLength === 0 || !this.input) return;
+    const taken = this.input(this.held);
+    this.held = typeof taken === 'number' ? this.held.subarray(taken) : Buffer.alloc(0);
+    if (this.held.byteLength > MAX_HELD_INPUT) {
+      this.inputDropped += this.held.byteLength - MAX_HELD_INPUT;
+      this.held = Buffer.from(this.held.subarray(0, MAX_HELD_INPUT));
+    }
+  }
+
+  /** For a hot swap: the input not delivered here, which the next instance delivers first. */
+  takeHeldInput(): Buffer {
+    const h = this.held;
+    this.held = Buffer.alloc(0);
+    return h;
   }
 
   attach(client: ConsoleClient): () => void {

@@ -93,8 +93,13 @@ export class InstanceVm {
   }
 
   private connectInputs(machine: Machine): void {
-    this.console.connectInput((bytes) => machine.serial.enqueueInput(bytes));
-    this.vconsole?.connectInput((bytes) => { machine.virtioDevices?.consoleInput(VCONSOLE_ID, bytes); });
+    // A paused machine takes no input (it may be on its way to another instance): it is held.
+    this.console.connectInput((bytes) => {
+      if (machine.state !== 'running') return 0;
+      machine.serial.enqueueInput(bytes);
+      return bytes.byteLength;
+    });
+    this.vconsole?.connectInput((bytes) => machine.virtioDevices?.consoleInput(VCONSOLE_ID, bytes) ?? 0);
   }
 
   private disconnectInputs(): void {
@@ -115,6 +120,8 @@ export class InstanceVm {
   resume(): void {
     const m = this.requireMachine('paused', 'resumed');
     m.resume();
+    this.console.deliverHeld();
+    this.vconsole?.deliverHeld();
     this.runState = 'running';
     this.host.persist(this);
   }

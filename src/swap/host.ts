@@ -10,7 +10,9 @@ export interface MovableVm {
   readonly config: { readonly name: string; readonly memMib: number };
   readonly createdAt: string;
   readonly running: Machine | undefined;
-  readonly console: { flush(): void; readTail(maxBytes: number): Uint8Array; readonly bytesOut: number; handOffClients(): number[] };
+  readonly console: { flush(): void; readTail(maxBytes: number): Uint8Array; readonly bytesOut: number; handOffClients(): number[]; takeHeldInput(): Uint8Array };
+  /** The virtio console's stream, for a VM that has one: its clients and undelivered input move too. */
+  readonly vconsole?: { flush(): void; handOffClients(): number[]; takeHeldInput(): Uint8Array };
   /** Tears down this instance's copy after B runs the VM. */
   detachAfterMove(): Promise<void>;
 }

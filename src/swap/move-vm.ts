@@ -73,7 +73,15 @@ export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: S
     // Console connections follow the VM: B serves them on from now on; clients never reconnect.
     if (features.has('console-clients')) {
       const fds = vm.console.handOffClients();
-      if (fds.length > 0) channel.send(MessageType.ConsoleClients, { name: vm.name }, { fds });
+      const input = Buffer.from(vm.console.takeHeldInput()).toString('base64');
+      if (fds.length > 0 || input.length > 0) channel.send(MessageType.ConsoleClients, { name: vm.name, input }, { fds });
+    }
+    // The virtio console (only B versions that know virtio get such a VM): its clients, and the
+    // client input A read but the paused guest did not take, which B delivers before anything else.
+    if (vm.vconsole) {
+      const vfds = vm.vconsole.handOffClients();
+      const input = Buffer.from(vm.vconsole.takeHeldInput()).toString('base64');
+      channel.send(MessageType.ConsoleClients, { name: vm.name, stream: 'vconsole', input }, { fds: vfds });
     }
     return move;
   } finally {
@@ -91,6 +99,7 @@ async function pauseAndSend(channel: HandoverChannel, vm: MovableVm, m: NonNulla
   const pausedAtNs = process.hrtime.bigint();
   journal.write('vm.paused', { vm: vm.name }, false);
   vm.console.flush();
+  vm.vconsole?.flush();
   let blob = encodeVmState({ name: vm.name, memMib: vm.config.memMib }, m.saveState());
   if (faultArmed('corrupt-state')) blob = Uint8Array.from(blob, (b, i) => (i === Math.floor(blob.length / 2) ? b ^ 0xff : b));
   if (faultArmed('truncate-state')) blob = blob.subarray(0, blob.length - 100);

@@ -127,7 +127,8 @@ export class VirtioHost {
   /** Host input for a virtio console; returns the bytes accepted. */
   consoleInput(id: string, bytes: Uint8Array): number {
     const s = this.slots.find((x) => x.attachment.id === id && x.attachment.kind === 'console');
-    return s ? (s.transport.device as unknown as VirtioConsole).input(bytes) : 0;
+    // A paused VM takes no input: it would arrive after its state was saved for a swap.
+    return s && this.running ? (s.transport.device as unknown as VirtioConsole).input(bytes) : 0;
   }
 
   /** The VM runs (again): listen to notifications and back-ends, and serve whatever is queued. */

@@ -6,6 +6,8 @@ import type { Duplex } from 'node:stream';
 import type { ApiContext } from './server.js';
 import { errorStatus } from './http-util.js';
 import type { VmConsole } from '../vm-console.js';
+import type { InstanceVm } from '../vm.js';
+import { ApiError } from './errors.js';
 
 const CONSOLE_PATH = /^\/v1\/vms\/([a-z0-9][a-z0-9._-]{0,62})\/console$/;
 export const CONSOLE_UPGRADE = 'swapvisor-console';
@@ -13,6 +15,14 @@ export const CONSOLE_UPGRADE = 'swapvisor-console';
 function refuse(socket: Duplex, status: number, code: string, message: string): void {
   const body = JSON.stringify({ error: { code, message } });
   socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 409 ? 'Conflict' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+/** The console stream a request names: `serial` (the default) or `vconsole`. */
+export function consoleStream(vm: InstanceVm, stream: string | null): VmConsole {
+  if (stream === null || stream === 'serial') return vm.console;
+  if (stream !== 'vconsole') throw new ApiError('ERR_VALIDATION', `stream "${stream}" is not one of serial, vconsole`);
+  if (!vm.vconsole) throw new ApiError('ERR_VM_STATE', `VM ${vm.name} has no virtio console: create it with "vconsole": true`);
+  return vm.vconsole;
 }
 
 export function attachConsole(ctx: ApiContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -23,17 +33,19 @@ export function attachConsole(ctx: ApiContext, req: IncomingMessage, socket: Dup
     return;
   }
   let vm;
+  let stream: VmConsole;
   try {
     vm = ctx.registry.get(m[1]!);
+    stream = consoleStream(vm, url.searchParams.get('stream'));
   } catch (e) {
     const { status, code, message } = errorStatus(e);
     refuse(socket, status, code, message);
     return;
   }
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${CONSOLE_UPGRADE}\r\n\r\n`);
-  if (head.byteLength > 0) vm.console.sendInput(head);
-  serveConsole(vm.console, socket);
-  ctx.log('api.console.attach', { vm: vm.name });
+  if (head.byteLength > 0) stream.sendInput(head);
+  serveConsole(stream, socket);
+  ctx.log('api.console.attach', { vm: vm.name, stream: url.searchParams.get('stream') ?? 'serial' });
 }
 
 /** The fd under a Node socket (Linux, libuv pipe or TCP handle); undefined when there is none. */
@@ -55,8 +67,12 @@ export function serveConsole(console: VmConsole, socket: Duplex, replay?: Uint8A
     handOff: () => {
       const fd = fdOf(socket);
       if (fd === undefined) return undefined;
+      // pause() alone would let libuv go on reading into the stream's buffer, and bytes read here
+      // after the handover would be lost: stop reading at the handle, then pass on what was buffered.
       socket.pause();
+      (socket as unknown as { _handle?: { readStop?: () => number } })._handle?.readStop?.();
       socket.removeAllListeners('data');
+      for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) console.sendInput(chunk);
       return fd;
     },
   });

@@ -9,7 +9,7 @@ import type { VmRegistry } from '../vm-registry.js';
 import type { VmConfig } from '../vm-config.js';
 import { readJsonBody, sendError, sendJson, sendText } from './http-util.js';
 import { ApiError } from './errors.js';
-import { attachConsole } from './console-attach.js';
+import { attachConsole, consoleStream } from './console-attach.js';
 import { parseForce, parseTailBytes, validateActionBody } from './validate.js';
 import { type SwapControl, validateSwapRequest } from '../swap-control.js';
 
@@ -87,7 +87,7 @@ const ROUTES: Array<{ method: string; path: RegExp; handler: Handler }> = [
   {
     method: 'GET', path: new RegExp(`^/v1/vms/${NAME}/console/log$`), handler: async (ctx, _req, res, [name], q) => {
       const vm = ctx.registry.get(name!);
-      sendText(res, 200, vm.console.readTail(parseTailBytes(q.get('tailBytes'))), 'text/plain; charset=utf-8');
+      sendText(res, 200, consoleStream(vm, q.get('stream')).readTail(parseTailBytes(q.get('tailBytes'))), 'text/plain; charset=utf-8');
     },
   },
   {
