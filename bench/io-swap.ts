@@ -21,6 +21,8 @@ export interface SwapIoOptions { swaps: number; depth: number; window: number; i
 export interface SwapIoRun {
   swapTotalMs: number;
   hostPauseUs: Record<string, number>;
+  /** Where the swap's phases ended (ms after POST /v1/swap) and roughly where each longest gap ended (bucket resolution). */
+  moveVmEndMs: number | null; blkGapBucketEndMs: number; netGapBucketEndMs: number;
   blkGapMs: number; blkBaselineGapMsP50: number; blkBaselineGapMsMax: number; blkExtraGapMs: number;
   netGapMs: number; netBaselineGapMsP50: number; netBaselineGapMsMax: number; netExtraGapMs: number;
 }
@@ -98,11 +100,14 @@ function blkTicks(text: string): Map<number, number> {
 const lastKey = (m: Map<number, number>): number => Math.max(0, ...m.keys());
 
 /** The longest gap inside [lo, hi] against the median and max of the others from `from` on, in ms. */
-function gapFigures(gapsUs: Map<number, number>, from: number, lo: number, hi: number, what: string): { gap: number; p50: number; max: number } {
-  const inside = [...gapsUs].filter(([k]) => k >= lo && k <= hi).map(([, v]) => v);
+function gapFigures(gapsUs: Map<number, number>, from: number, lo: number, hi: number, what: string): { gap: number; p50: number; max: number; atMs: number } {
+  const insideEntries = [...gapsUs].filter(([k]) => k >= lo && k <= hi);
+  const inside = insideEntries.map(([, v]) => v);
   const outside = [...gapsUs].filter(([k]) => k >= from && (k < lo || k > hi)).map(([, v]) => v);
   if (inside.length === 0 || outside.length === 0) throw new BenchRunError(`io: too few ${what} progress lines around the swap (${inside.length} inside, ${outside.length} outside)`);
-  return { gap: Math.max(...inside) / 1000, p50: percentile(outside, 50) / 1000, max: Math.max(...outside) / 1000 };
+  const worst = insideEntries.reduce((a, b) => (b[1] > a[1] ? b : a));
+  // The bucket that ended with the longest gap, as ms after the last bucket closed before the swap (±1 bucket).
+  return { gap: Math.max(...inside) / 1000, p50: percentile(outside, 50) / 1000, max: Math.max(...outside) / 1000, atMs: (worst[0] - lo) * BUCKET_MS };
 }
 
 async function swapOnce(api: ApiClient, o: SwapIoOptions, index: number, log: (line: string) => void): Promise<SwapIoRun> {
@@ -136,6 +141,8 @@ async function swapOnce(api: ApiClient, o: SwapIoOptions, index: number, log: (l
     const run: SwapIoRun = {
       swapTotalMs: round(report.totalMs ?? NaN),
       hostPauseUs: Object.fromEntries(report.vms.map((v) => [v.name, round(v.hostPauseUs, 0)])),
+      moveVmEndMs: report.phases.find((p) => p.name === 'move-vm')?.endMs ?? null,
+      blkGapBucketEndMs: blk.atMs, netGapBucketEndMs: net.atMs,
       blkGapMs: round(blk.gap), blkBaselineGapMsP50: round(blk.p50), blkBaselineGapMsMax: round(blk.max), blkExtraGapMs: round(blk.gap - blk.p50),
       netGapMs: round(net.gap), netBaselineGapMsP50: round(net.p50), netBaselineGapMsMax: round(net.max), netExtraGapMs: round(net.gap - net.p50),
     };

@@ -194,6 +194,7 @@ function medians(s: Record<Metric, number[]>): Record<Metric, number> {
 export async function runIo(argv: string[], log: (line: string) => void): Promise<Record<string, unknown>> {
   const args = parseIoArgs(argv);
   checkBuilt();
+  const loadAvg1AtStart = round(os.loadavg()[0]!);
   const qemu = locateQemu(log);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'svbench-io-'));
   let ns: BenchNetns | undefined;
@@ -230,6 +231,7 @@ export async function runIo(argv: string[], log: (line: string) => void): Promis
       },
       qemuVersion: qemuVersion(qemu),
       host: hostInfo(),
+      loadAvg1: { start: loadAvg1AtStart, end: round(os.loadavg()[0]!) },
       timestamp: new Date().toISOString(),
     };
   } finally {
