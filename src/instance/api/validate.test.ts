@@ -134,6 +134,9 @@ test('a field of the wrong type is named in the message', () => {
     name: (v) => typeof v === 'string', guest: (v) => typeof v === 'string', kernel: (v) => typeof v === 'string', initrd: (v) => typeof v === 'string',
     cmdline: (v) => typeof v === 'string', entry: (v) => typeof v === 'string', restartPolicy: (v) => typeof v === 'string',
     memMib: (v) => Number.isInteger(v), vcpus: (v) => Number.isInteger(v), autostart: (v) => typeof v === 'boolean',
+    vconsole: (v) => typeof v === 'boolean', rng: (v) => typeof v === 'boolean',
+    // An array is the right type; an array's bad items get their own messages.
+    disks: (v) => Array.isArray(v), nets: (v) => Array.isArray(v),
   };
   const wrong = fc.constantFrom(...KNOWN).chain((field) => fc.tuple(fc.constant(field), fc.jsonValue().filter((v) => !types[field]!(v))));
   fc.assert(fc.property(validConfig, wrong, (config, [field, value]) => {
@@ -172,7 +175,7 @@ test('oversized strings are rejected, naming the field', () => {
 
 test('exactly one of guest and kernel', () => {
   assert.match(rejection({ name: 'a', guest: 'smp', kernel: '/vmlinux', memMib: 8 }), /^give either guest .* or kernel .*, not both$/);
-  assert.match(rejection({ name: 'a', memMib: 8 }), /^give one of guest \(one of heartbeat, memcheck, timer, smp\) or kernel/);
+  assert.match(rejection({ name: 'a', memMib: 8 }), /^give one of guest \(one of heartbeat, memcheck, timer, smp, blkcheck, netecho, vconecho, rngcheck\) or kernel/);
   fc.assert(fc.property(validConfig, fc.constantFrom(...GUEST_NAMES), absPath, fc.boolean(), (config, guest, kernel, both) => {
     const body: Record<string, unknown> = { ...config, guest, kernel };
     if (!both) { delete body.guest; delete body.kernel; delete body.initrd; }
@@ -182,7 +185,7 @@ test('exactly one of guest and kernel', () => {
 
 test('other fields: name, enums, missing required fields', () => {
   assert.match(rejection({ name: 'Web', guest: 'timer', memMib: 4 }), /^name must be 1 to 63 characters .* \(got "Web"\)$/);
-  assert.equal(rejection({ name: 'a', guest: 'nope', memMib: 4 }), 'guest must be one of heartbeat, memcheck, timer, smp (got "nope")');
+  assert.equal(rejection({ name: 'a', guest: 'nope', memMib: 4 }), 'guest must be one of heartbeat, memcheck, timer, smp, blkcheck, netecho, vconecho, rngcheck (got "nope")');
   assert.equal(rejection({ name: 'a', kernel: 'vmlinux', memMib: 4 }).split(' (got')[0], 'kernel must be an absolute path on the daemon\'s host (starting with /) of at most 4096 characters');
   assert.equal(rejection({ name: 'a', guest: 'timer' }), 'memMib is required: it must be an integer from 2 to 65536');
   assert.equal(rejection([]), 'the request body must be a JSON object with the VmConfig fields (got an array)');
