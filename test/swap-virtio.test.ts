@@ -74,8 +74,8 @@ before(async () => {
   await until('vconecho', async () => (await consoleOf('vcon', 'vconsole')).includes('vcon hello'));
 });
 
-after(() => {
-  h.cleanup();
+after(async () => {
+  await h.cleanup();
   ns?.dispose();
 });
 

@@ -11,13 +11,13 @@ import { CONSOLE_USAGE } from './usage.js';
 const DETACH = 0x1d;
 
 export async function consoleCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: true, options: { 'state-dir': { type: 'string' } } });
+  const { values, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: true, options: { 'state-dir': { type: 'string' }, stream: { type: 'string' } } });
   if (positionals.length !== 1) throw new UsageError(CONSOLE_USAGE);
   const api = new ApiClient(stateDirFrom(values['state-dir']));
   const name = positionals[0]!;
   await api.json('GET', `/v1/vms/${encodeURIComponent(name)}`); // a clear error for unknown VMs or no daemon
   const socket = await new Promise<Socket>((resolve, reject) => {
-    const req = request({ socketPath: api.socketPath, path: `/v1/vms/${encodeURIComponent(name)}/console`, headers: { connection: 'upgrade', upgrade: 'swapvisor-console' } });
+    const req = request({ socketPath: api.socketPath, path: `/v1/vms/${encodeURIComponent(name)}/console${values.stream !== undefined ? `?stream=${encodeURIComponent(values.stream)}` : ''}`, headers: { connection: 'upgrade', upgrade: 'swapvisor-console' } });
     req.on('upgrade', (_res, s: Socket, head: Buffer) => {
       if (head.byteLength > 0) process.stdout.write(head);
       resolve(s);

@@ -1,6 +1,6 @@
 // The usage text of every command, in one place so the dispatcher can print it without loading them.
 
-export const CONSOLE_USAGE = 'usage: swapvisor console VM [--state-dir DIR]   (detach with Ctrl-])';
+export const CONSOLE_USAGE = 'usage: swapvisor console VM [--stream serial|vconsole] [--state-dir DIR]   (detach with Ctrl-])';
 
 export const DAEMON_USAGE = `usage: swapvisor daemon start [--state-dir DIR] [--cpus LIST] [--mem-budget SIZE] [--restart-lost] [--foreground]
        swapvisor daemon stop [--state-dir DIR]
@@ -18,6 +18,8 @@ export const SWAP_USAGE = `usage: swapvisor swap --to DIR [--dry-run] [--concurr
 
 export const VM_USAGE = `usage: swapvisor vm create NAME (--guest G | --kernel FILE [--initrd FILE]) [--mem SIZE] [--vcpus N]
                         [--cmdline TEXT] [--entry auto|long-mode|pvh] [--start] [--restart-on-lost]
+                        [--disk id=ID,path=FILE[,ro][,serial=S]]... [--net id=ID,tap=NAME[,netns=NS][,mac=M]]...
+                        [--vconsole] [--rng]
        swapvisor vm start|pause|resume|stop NAME
        swapvisor vm rm NAME [--force]
        swapvisor vm ls [--json]

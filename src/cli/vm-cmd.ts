@@ -7,6 +7,7 @@ import { UsageError } from './errors.js';
 import { parseSizeMib } from './size.js';
 import { table } from './table.js';
 import { VM_USAGE } from './usage.js';
+import { parseDiskOption, parseNetOption } from './device-args.js';
 
 
 function uptime(sec: number | null): string {
@@ -49,7 +50,8 @@ export async function vmCommand(argv: string[]): Promise<number> {
       'state-dir': { type: 'string' }, json: { type: 'boolean' }, force: { type: 'boolean' },
       guest: { type: 'string' }, kernel: { type: 'string' }, initrd: { type: 'string' }, mem: { type: 'string' },
       vcpus: { type: 'string' }, cmdline: { type: 'string' }, entry: { type: 'string' }, start: { type: 'boolean' },
-      'restart-on-lost': { type: 'boolean' },
+      'restart-on-lost': { type: 'boolean' }, disk: { type: 'string', multiple: true }, net: { type: 'string', multiple: true },
+      vconsole: { type: 'boolean' }, rng: { type: 'boolean' },
     },
   });
   const api = new ApiClient(stateDirFrom(values['state-dir']));
@@ -71,6 +73,10 @@ export async function vmCommand(argv: string[]): Promise<number> {
         if (!/^\d+$/.test(values.vcpus)) throw new UsageError(`--vcpus "${values.vcpus}" is not a whole number`);
         body['vcpus'] = Number(values.vcpus);
       }
+      if (values.disk) body['disks'] = values.disk.map(parseDiskOption);
+      if (values.net) body['nets'] = values.net.map(parseNetOption);
+      if (values.vconsole) body['vconsole'] = true;
+      if (values.rng) body['rng'] = true;
       if (values.start) body['autostart'] = true;
       if (values['restart-on-lost']) body['restartPolicy'] = 'on-lost';
       print(await api.json<VmInfo>('POST', '/v1/vms', body));

@@ -139,7 +139,10 @@ export class VirtioHost {
       s.watches = s.notifyFds.map((fd, q) => native().fdWatch(fd, () => this.onNotify(s, fd, q)));
       s.tap?.setEnabled(true);
     }
-    for (const s of this.slots) s.transport.kickAll();
+    for (const s of this.slots) {
+      s.transport.reassertInterrupt();
+      s.transport.kickAll();
+    }
   }
 
   /**

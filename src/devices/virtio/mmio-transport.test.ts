@@ -91,6 +91,19 @@ describe('virtio-mmio transport', () => {
     assert.deepEqual(d.takeUsed(0), [], 'a second kick does nothing twice');
   });
 
+  it('re-asserts an unacknowledged interrupt after a restore', () => {
+    const d = new TestDriver(rng());
+    d.init(1);
+    d.post(0, [{ addr: d.alloc(8), len: 8, write: true }]);
+    d.notify(0);
+    const before = d.interrupts;
+    d.transport.reassertInterrupt();
+    assert.equal(d.interrupts, before + 1);
+    d.write32(v.VIRTIO_MMIO_INTERRUPT_ACK, v.VIRTIO_MMIO_INT_VRING);
+    d.transport.reassertInterrupt();
+    assert.equal(d.interrupts, before + 1, 'nothing pending: no interrupt');
+  });
+
   it('refuses malformed saved state with a clear error', () => {
     const d = new TestDriver(rng());
     d.init(1);

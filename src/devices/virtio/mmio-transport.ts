@@ -103,6 +103,15 @@ export class VirtioMmioTransport<S> implements MmioDevice, Persist<VirtioMmioSta
     }
   }
 
+  /**
+   * Pulses the interrupt again if the driver has not acknowledged one yet. After a restore, an edge
+   * sent just before the save may not have reached the old VM's irqchip in time to be saved; with
+   * EVENT_IDX the device would then never interrupt again. A spurious interrupt costs a ring check.
+   */
+  reassertInterrupt(): void {
+    if (this.interruptStatus !== 0) this.args.irq.pulse();
+  }
+
   /** Processes every queue as if notified: before a save (finish what the guest queued) and after a restore. */
   kickAll(): void {
     for (let i = 0; i < this.queues.length; i++) this.notify(i);

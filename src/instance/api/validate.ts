@@ -230,7 +230,20 @@ export function validateVmConfig(body: unknown): VmConfigWithDefaults {
     throw new ApiError('ERR_VALIDATION', `give one of guest (one of ${GUEST_NAMES.join(', ')}) or kernel (an absolute path to a kernel image)`);
   }
   if (!valid) throw new ApiError('ERR_VALIDATION', 'the VmConfig does not match the API schema'); // unreachable unless the spec grows
+  checkDeviceIds(config as unknown as VmConfig);
   return config as unknown as VmConfigWithDefaults;
+}
+
+/** Device ids key the devices' saved state: they must be unique within the VM (and not the reserved ones). */
+function checkDeviceIds(config: VmConfig): void {
+  const seen = new Set<string>(config.vconsole ? ['vconsole'] : []);
+  if (config.rng) seen.add('rng');
+  for (const d of [...(config.disks ?? []), ...(config.nets ?? [])]) {
+    if (seen.has(d.id)) throw new ApiError('ERR_VALIDATION', `device id "${d.id}" is used twice (or is reserved for the vconsole or rng device): give every disk and net its own id`);
+    seen.add(d.id);
+  }
+  const taps = (config.nets ?? []).map((n) => n.tap);
+  if (new Set(taps).size !== taps.length) throw new ApiError('ERR_VALIDATION', 'two nets use the same tap: give each net its own tap');
 }
 
 /** Checks a VM name from a URL path; throws ERR_VALIDATION (400). */
