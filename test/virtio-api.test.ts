@@ -68,6 +68,9 @@ test('a tap the instance created goes away with its VM; the vconsole log is serv
   }
   assert.match(log, /vcon hello/);
   assert.equal((await h.http('GET', '/v1/vms/witness/console/log?stream=vconsole')).status, 409, 'a VM without a virtio console says so');
+  const metrics = (await h.http('GET', '/metrics')).text;
+  const tx = /^swapvisor_virtio_events_total\{vm="nv",device="vconsole",kind="console",event="txBytes"\} (\d+)$/m.exec(metrics);
+  assert.ok(tx && Number(tx[1]) >= 'vcon hello\n'.length, 'virtio console bytes are counted in /metrics');
   assert.equal((await h.http('POST', '/v1/vms/nv/stop')).status, 200);
   await sleep(200);
   assert.throws(() => execFileSync('ip', ['-n', ns.name, 'link', 'show', tap], { stdio: 'pipe' }), 'the tap is gone');

@@ -48,5 +48,19 @@ export function renderMetrics(g: InstanceGauges, vms: readonly InstanceVm[]): st
   e.family('swapvisor_vm_console_in_bytes_total', 'counter', 'Bytes sent to the guest console.', per((v) => v.console.bytesIn));
   e.family('swapvisor_vm_pauses_total', 'counter', 'Pauses of the VM.', per((v) => v.totals.pauses));
   e.family('swapvisor_vm_pause_seconds_total', 'counter', 'Time spent bringing vCPUs to a pause.', per((v) => Number(v.totals.pauseNs) / 1e9));
+  e.family('swapvisor_virtio_events_total', 'counter', 'virtio device events in the current run of the VM (requests, bytes, errors, NEEDS_RESET), by device and event.', virtioSamples(vms));
   return e.text();
+}
+
+function virtioSamples(vms: readonly InstanceVm[]): Array<[Record<string, string>, number]> {
+  const out: Array<[Record<string, string>, number]> = [];
+  for (const v of vms) {
+    for (const d of v.running?.virtioDevices?.metrics() ?? []) {
+      const events: Record<string, unknown> = { ...d.transport, ...(typeof d.device === 'object' && d.device !== null ? d.device : {}) };
+      for (const [event, value] of Object.entries(events)) {
+        if (typeof value === 'number') out.push([{ vm: v.name, device: d.id, kind: d.kind, event }, value]);
+      }
+    }
+  }
+  return out;
 }
