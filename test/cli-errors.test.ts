@@ -69,6 +69,10 @@ const cases: Array<[string, () => string[], RegExp, NodeJS.ProcessEnv?]> = [
   ['both --guest and --kernel', () => ['run', '--guest', 'heartbeat', '--kernel', '/bin/true'], /exactly one of --guest or --kernel/],
   ['an overlong command line', () => ['run', '--guest', 'heartbeat', '--cmdline', 'x'.repeat(10_000)], /command line/i],
   ['/dev/kvm missing', () => ['run', '--guest', 'heartbeat'], /cannot open \/nonexistent\/kvm: ENOENT/, { SWAPVISOR_KVM_DEVICE: '/nonexistent/kvm' }],
+  ['a missing disk image', () => ['run', '--guest', 'blkcheck', '--disk', `id=vda,path=${path.join(dir, 'nodisk.img')}`], /nodisk.img does not exist/],
+  ['a disk image of part of a sector', () => ['run', '--guest', 'blkcheck', '--disk', `id=vda,path=${file('odd.img', 'x'.repeat(700))}`], /512/],
+  ['a --disk without a path', () => ['run', '--guest', 'blkcheck', '--disk', 'id=vda'], /--disk "id=vda" needs path=/],
+  ['a tap name the kernel refuses', () => ['run', '--guest', 'netecho', '--net', 'id=eth0,tap=no/slash'], /interface name "no\/slash"/],
   ['a device node that is not KVM', () => ['run', '--guest', 'heartbeat'], /\/proc\/version is not a KVM device/, { SWAPVISOR_KVM_DEVICE: '/proc/version' }],
 ];
 

@@ -1,6 +1,8 @@
 // `swapvisor run`: boots one VM in the foreground with its console on stdout. Ctrl-C stops it
 // cleanly; the exit code is the guest's exit status.
 
+import { openVmDevices } from '../instance/vm-devices.js';
+import { parseDiskOption, parseNetOption } from './device-args.js';
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { ByteSink } from '../devices/device.js';
@@ -71,6 +73,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       guest: { type: 'string' }, kernel: { type: 'string' }, initrd: { type: 'string' },
       mem: { type: 'string' }, vcpus: { type: 'string' }, cmdline: { type: 'string' },
       entry: { type: 'string' }, cpus: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      disk: { type: 'string', multiple: true }, net: { type: 'string', multiple: true }, rng: { type: 'boolean' },
     },
   });
   if (values.help) { process.stdout.write(`${RUN_USAGE}\n`); return 0; }
@@ -82,6 +85,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (!/^\d+$/.test(vcpusText)) throw new UsageError(`--vcpus "${vcpusText}" is not a whole number`);
   const kernelFile = values.guest !== undefined ? guestKitPath(values.guest) : values.kernel!;
   const consoleOut = new StdoutConsole();
+  const devices = openVmDevices({
+    name: values.guest ?? 'vm', memMib: 1, disks: values.disk?.map(parseDiskOption), nets: values.net?.map(parseNetOption), rng: values.rng,
+  }, undefined);
   const machine = Machine.create({
     name: values.guest ?? 'vm',
     kernel: readImage(kernelFile, 'kernel'),
@@ -92,7 +98,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     entry,
     cpus: values.cpus !== undefined ? parseCpuList(values.cpus) : undefined,
     kvmDevice: process.env['SWAPVISOR_KVM_DEVICE'],
-  }, consoleOut);
+  }, consoleOut, undefined, devices);
   const onSignal = (): void => { void machine.stop(); };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

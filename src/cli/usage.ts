@@ -9,7 +9,8 @@ export const DAEMON_USAGE = `usage: swapvisor daemon start [--state-dir DIR] [--
 export const HOST_USAGE = 'usage: swapvisor host info [--platform] [--json] [--state-dir DIR]';
 
 export const RUN_USAGE = `usage: swapvisor run (--guest NAME | --kernel FILE [--initrd FILE]) [--mem SIZE] [--vcpus N]
-                     [--cmdline TEXT] [--entry auto|long-mode|pvh] [--cpus LIST]`;
+                     [--cmdline TEXT] [--entry auto|long-mode|pvh] [--cpus LIST]
+                     [--disk id=ID,path=FILE[,ro][,serial=S]]... [--net id=ID,tap=NAME[,netns=NS][,mac=M]]... [--rng]`;
 
 export const SWAP_USAGE = `usage: swapvisor swap --to DIR [--dry-run] [--concurrency N] [--json] [--state-dir DIR]
                       [--canary VM [--canary-secs N] [--canary-pattern REGEX]]
