@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const stateDir = mkdtempSync(path.join(tmpdir(), 'swapvisor-demo-'));
 const second = mkdtempSync(path.join(tmpdir(), 'swapvisor-next-'));
+const disk = path.join(stateDir, 'demo-disk.img');
 const cli = (dir, args, quiet = false) => {
   const r = spawnSync(process.execPath, [path.join(dir, 'bin', 'swapvisor.cjs'), ...args, '--state-dir', stateDir], { encoding: 'utf8', stdio: ['ignore', 'pipe', quiet ? 'pipe' : 'inherit'] });
   if (r.status !== 0) throw new Error(`swapvisor ${args.join(' ')} failed: ${r.stdout}${r.stderr ?? ''}`);
@@ -51,12 +52,18 @@ function verdict(name, text) {
     const t = [...text.matchAll(/^timer (\d+) (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]).at(-1);
     return `${name}: ${t[0]} timer interrupts in ${(t[1] / 1e6).toFixed(2)} s of guest time`;
   }
+  if (/^blk start/m.test(text)) {
+    const passes = [...text.matchAll(/^blk pass (\d+) ok (\d+) errors (\d+)$/gm)];
+    const bad = /^blk error/m.test(text) || passes.some((m) => m[3] !== '0');
+    return `${name}: ${bad ? 'DISK ERRORS' : `${passes.length} passes over its virtio disk written and read back, 0 errors`}`;
+  }
   if (/^smp /m.test(text)) return `${name}: ${/^smp done ok$/m.test(text) ? 'atomics and IPIs exact, done ok' : (text.match(/^smp .*$/gm) ?? []).at(-1)}`;
   return `${name}: ${text.trim().split('\n').at(-1)}`;
 }
 
 try {
   const next = makeSecondBuild();
+  writeFileSync(disk, Buffer.alloc(4 << 20)); // blkcheck's virtio disk: its I/O goes on through both swaps
   console.log(`== start an instance (state dir ${stateDir})`);
   cli(root, ['daemon', 'start', '--cpus', '0-1', '--mem-budget', '1G']);
   for (const [name, args] of [
@@ -64,6 +71,7 @@ try {
     ['memcheck', ['--guest', 'memcheck', '--mem', '64M', '--cmdline', 'mib=16']],
     ['timer', ['--guest', 'timer', '--mem', '16M']],
     ['smp', ['--guest', 'smp', '--vcpus', '2', '--mem', '16M', '--cmdline', 'iters=20000000 ipis=20000']],
+    ['blkcheck', ['--guest', 'blkcheck', '--mem', '32M', '--cmdline', 'passes=0', '--disk', `id=vda,path=${disk}`]],
   ]) cli(root, ['vm', 'create', name, ...args, '--start'], true);
   await sleep(1500);
   process.stdout.write(cli(root, ['vm', 'ls']));
@@ -74,7 +82,7 @@ try {
   process.stdout.write(cli(second, ['swap', '--to', root]));
   await sleep(3000);
   console.log('\n== continuity, from what the guests printed');
-  for (const name of ['heartbeat', 'memcheck', 'timer', 'smp']) console.log(`  ${verdict(name, await get(`/v1/vms/${name}/console/log?tailBytes=1048576`))}`);
+  for (const name of ['heartbeat', 'memcheck', 'timer', 'smp', 'blkcheck']) console.log(`  ${verdict(name, await get(`/v1/vms/${name}/console/log?tailBytes=1048576`))}`);
   process.stdout.write(cli(root, ['host', 'info']));
 } finally {
   spawnSync(process.execPath, [path.join(root, 'bin', 'swapvisor.cjs'), 'daemon', 'stop', '--state-dir', stateDir], { stdio: 'ignore' });

@@ -262,8 +262,9 @@ export class Machine {
     }
     this.runState = 'running';
     if (this.config.cpus) this.pin(this.config.cpus);
-    this.virtio?.resume();
     for (const v of this.vcpus) v.start();
+    // After the vCPUs: serving what queued up while paused must not hold up the guest's resume.
+    this.virtio?.resume();
     if (this.config.prefault === 'background') void this.memory.prefaultInBackground();
   }
 
@@ -285,8 +286,9 @@ export class Machine {
   resume(): void {
     if (this.runState !== 'paused') throw new Error(`cannot resume a machine that is ${this.runState}`);
     this.runState = 'running';
-    this.virtio?.resume();
     for (const v of this.vcpus) v.start();
+    // After the vCPUs: serving what queued up while paused must not hold up the guest's resume.
+    this.virtio?.resume();
   }
 
   /** Stops the VM for good; resolves `exited` with 'stopped' unless the guest ended first. */
