@@ -123,8 +123,9 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
   return make_i64(env, n);
 }
 
-/* pread(fd, buf, offset) -> bytes read (0 at end of file); -1 on EAGAIN. */
-static napi_value js_pread(napi_env env, napi_callback_info info) {
+/* pread/pwrite(fd, buf, offset) -> bytes moved (0 at end of file for a read); -1 on EAGAIN. */
+static napi_value positioned_io(napi_env env, napi_callback_info info, int is_write) {
+  const char *name = is_write ? "pwrite" : "pread";
   napi_value argv[3];
   int32_t fd;
   void *data;
@@ -132,30 +133,16 @@ static napi_value js_pread(napi_env env, napi_callback_info info) {
   int64_t offset;
   if (!get_args(env, info, 3, argv) || !arg_i32(env, argv[0], &fd) || !arg_bytes(env, argv[1], &data, &len) ||
       !arg_i64(env, argv[2], &offset))
-    return throw_type(env, "pread(fd: number, buf: Uint8Array, offset: number)");
+    return throw_type(env, is_write ? "pwrite(fd: number, buf: Uint8Array, offset: number)" : "pread(fd: number, buf: Uint8Array, offset: number)");
   ssize_t n;
-  do { n = pread(fd, data, len, (off_t)offset); } while (n < 0 && errno == EINTR);
+  do { n = is_write ? pwrite(fd, data, len, (off_t)offset) : pread(fd, data, len, (off_t)offset); } while (n < 0 && errno == EINTR);
   if (n < 0 && errno == EAGAIN) return make_i32(env, -1);
-  if (n < 0) return throw_errno(env, "pread", errno);
+  if (n < 0) return throw_errno(env, name, errno);
   return make_i64(env, n);
 }
 
-/* pwrite(fd, buf, offset) -> bytes written; -1 on EAGAIN. */
-static napi_value js_pwrite(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  int32_t fd;
-  void *data;
-  size_t len;
-  int64_t offset;
-  if (!get_args(env, info, 3, argv) || !arg_i32(env, argv[0], &fd) || !arg_bytes(env, argv[1], &data, &len) ||
-      !arg_i64(env, argv[2], &offset))
-    return throw_type(env, "pwrite(fd: number, buf: Uint8Array, offset: number)");
-  ssize_t n;
-  do { n = pwrite(fd, data, len, (off_t)offset); } while (n < 0 && errno == EINTR);
-  if (n < 0 && errno == EAGAIN) return make_i32(env, -1);
-  if (n < 0) return throw_errno(env, "pwrite", errno);
-  return make_i64(env, n);
-}
+static napi_value js_pread(napi_env env, napi_callback_info info) { return positioned_io(env, info, 0); }
+static napi_value js_pwrite(napi_env env, napi_callback_info info) { return positioned_io(env, info, 1); }
 
 static napi_value js_fdatasync(napi_env env, napi_callback_info info) {
   napi_value argv[1];
