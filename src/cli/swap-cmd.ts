@@ -19,9 +19,16 @@ const POLL_MS = 50;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const ms = (n: number | null): string => (n === null ? '-' : n < 10 ? n.toFixed(2) : n.toFixed(0));
 
+function pauseSteps(p: SwapReportJson['vms'][number]['pauseStepsUs']): string {
+  if (!p) return '-';
+  const n = (x: number | undefined): string => (x === undefined ? '?' : x.toFixed(0));
+  return `${n(p.vcpuStop)} | ${n(p.saveEncode)} ${n(p.send)} | ${n(p.transfer)} ${n(p.decode)} ${n(p.restore)}`;
+}
+
 export function swapSummary(r: SwapReportJson): string {
   const phases = table(['PHASE', 'START MS', 'DURATION MS'], r.phases.map((p) => [p.name, ms(p.startMs), p.endMs === null ? '-' : ms(p.endMs - p.startMs)]));
-  const vms = table(['VM', 'HOST PAUSE US', 'SHELL MS', 'STATE BYTES'], r.vms.map((v) => [v.name, v.hostPauseUs.toFixed(0), ms(v.shellMs), String(v.stateBytes)]));
+  const vms = table(['VM', 'HOST PAUSE US', 'SHELL MS', 'STATE BYTES', 'PAUSE STEPS US (stop | save+encode send | transfer decode restore)'],
+    r.vms.map((v) => [v.name, v.hostPauseUs.toFixed(0), ms(v.shellMs), String(v.stateBytes), pauseSteps(v.pauseStepsUs)]));
   const head = `swap ${r.id}: ${r.from.version} (pid ${r.from.pid}) -> ${r.to.version ?? '?'} (pid ${r.to.pid ?? '?'}): ${r.state}` +
     `${r.totalMs !== null ? `, ${ms(r.totalMs)} ms` : ''}, guest RAM copied: ${r.guestRamBytesCopied} bytes`;
   const canary = r.canary ? `canary ${r.canary.vm}: ${r.canary.ok ? 'healthy' : 'FAILED'} (${r.canary.detail}); original paused ${r.canary.pauseUs.toFixed(0)} us for the clone\n` : '';

@@ -54,6 +54,8 @@ const HELLO_TIMEOUT_MS = 10_000;
 /** How long B's loop stays hot after resuming a VM, for the guest's first exits (see hot-loop.ts). */
 const POST_RESUME_HOT_MS = 50;
 const PROBE_TIMEOUT_MS = 10_000;
+/** Rounds of save, encode, decode and restore the health check runs to warm the pause window's code. */
+const WARM_ROUNDS = 100;
 
 /** Boots the guest kit's heartbeat for one tick on this host's /dev/kvm: B can run VMs. */
 async function healthCheck(): Promise<{ healthy: boolean; reason?: string; ms: number }> {
@@ -71,9 +73,9 @@ async function healthCheck(): Promise<{ healthy: boolean; reason?: string; ms: n
     await new Promise((r) => setTimeout(r, 1));
     if (probe.state === 'running') {
       await probe.pause();
-      const bytes = encodeVmState({ name: 'swap-probe', memMib: 4 }, probe.saveState());
-      for (let i = 0; i < 20; i++) decodeVmState(bytes);
-      probe.restoreState(decodeVmState(bytes).state);
+      // Many rounds, not one: the first few runs of this code in a new process are several
+      // milliseconds slower (compilation, heap growth), and this instance will also be an A one day.
+      for (let i = 0; i < WARM_ROUNDS; i++) probe.restoreState(decodeVmState(encodeVmState({ name: 'swap-probe', memMib: 4 }, probe.saveState())).state);
       probe.resume();
     }
     const exit = await probe.exited;
@@ -271,7 +273,9 @@ export class SwapReceiver {
       const resumedAtNs = process.hrtime.bigint();
       shell.machine.start();
       const t3 = process.hrtime.bigint();
-      this.channel.send(MessageType.VmRunning, { name, resumedAtNs: resumedAtNs.toString() });
+      this.channel.send(MessageType.VmRunning, {
+        name, resumedAtNs: resumedAtNs.toString(), receivedAtNs: t0.toString(), decodeUs: Number(t1 - t0) / 1000, restoreUs: Number(resumedAtNs - t1) / 1000,
+      });
       // The resumed guest's first exits come next: stay hot a little longer for them.
       this.coolDown();
       this.releaseHot = this.hot.holdFor(POST_RESUME_HOT_MS);

@@ -23,6 +23,12 @@ export interface VmMove {
   shellMs: number;
   /** From A's last vCPU stopping to B's first vCPU entering KVM_RUN (CLOCK_MONOTONIC, both sides). */
   hostPauseUs: number;
+  /**
+   * Where the pause went, in µs: A waiting for the vCPUs to stop (before the host pause starts), A
+   * saving and encoding the state, A sending it, the message reaching B's event loop, B decoding
+   * and restoring it. B's parts are absent when B does not report them (older versions).
+   */
+  pauseStepsUs?: { vcpuStop: number; saveEncode: number; send: number; transfer?: number; decode?: number; restore?: number };
   stateBytes: number;
   pausedAtNs: string;
   resumedAtNs: string;
@@ -67,9 +73,15 @@ export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: S
   if (!m) throw new MoveFailure(`VM ${vm.name} is not running`, false);
   // Both loops stay hot only around this VM's pause window: an idle CPU here is a halted vCPU of
   // the machine underneath, and waking it costs milliseconds (see hot-loop.ts).
-  const release = hot.holdFor(MOVE_TIMEOUT_MS);
+  const hold = { release: hot.holdFor(MOVE_TIMEOUT_MS) };
+  const release = (): void => hold.release();
   try {
-    const move = await pauseAndSend(channel, vm, m, journal, shellMs, features.has('imminent'));
+    const move = await pauseAndSend(channel, vm, m, journal, shellMs, features.has('imminent'), () => {
+      // The vCPU threads share this instance's CPU at a lower priority: a spinning loop would keep
+      // them from answering the pause kick. Cool down while they stop, then spin again.
+      hold.release();
+      return () => { hold.release = hot.holdFor(MOVE_TIMEOUT_MS); };
+    });
     // Console connections follow the VM: B serves them on from now on; clients never reconnect.
     if (features.has('console-clients')) {
       const fds = vm.console.handOffClients();
@@ -89,13 +101,16 @@ export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: S
   }
 }
 
-async function pauseAndSend(channel: HandoverChannel, vm: MovableVm, m: NonNullable<MovableVm['running']>, journal: SwapJournal, shellMs: number, imminent: boolean): Promise<VmMove> {
+async function pauseAndSend(channel: HandoverChannel, vm: MovableVm, m: NonNullable<MovableVm['running']>, journal: SwapJournal, shellMs: number, imminent: boolean, coolForPause: () => () => void): Promise<VmMove> {
   if (imminent) {
     channel.send(MessageType.Imminent, { name: vm.name });
     // Waking B's idle CPU costs milliseconds here: pay for it while the VM still runs, not while paused.
     await channel.waitFor(`B ready for ${vm.name}`, forVm(vm.name, MessageType.ImminentAck), IMMINENT_ACK_TIMEOUT_MS).catch(() => undefined);
   }
+  const reheat = coolForPause();
+  const pauseAskedAtNs = process.hrtime.bigint();
   await m.pause();
+  reheat();
   const pausedAtNs = process.hrtime.bigint();
   journal.write('vm.paused', { vm: vm.name }, false);
   vm.console.flush();
@@ -103,10 +118,13 @@ async function pauseAndSend(channel: HandoverChannel, vm: MovableVm, m: NonNulla
   let blob = encodeVmState({ name: vm.name, memMib: vm.config.memMib }, m.saveState());
   if (faultArmed('corrupt-state')) blob = Uint8Array.from(blob, (b, i) => (i === Math.floor(blob.length / 2) ? b ^ 0xff : b));
   if (faultArmed('truncate-state')) blob = blob.subarray(0, blob.length - 100);
+  const encodedAtNs = process.hrtime.bigint();
   journal.write('vm.state-sent', { vm: vm.name, bytes: blob.byteLength }, false);
   let reply: Received;
+  let sentAtNs = 0n;
   try {
     channel.send(MessageType.VmState, { name: vm.name, pausedAtNs: pausedAtNs.toString() }, { blob });
+    sentAtNs = process.hrtime.bigint();
     reply = await channel.waitFor(`${vm.name} running in B`, forVm(vm.name, MessageType.VmRunning, MessageType.VmFailed), MOVE_TIMEOUT_MS);
   } catch (e) {
     throw new MoveFailure(`moving ${vm.name} failed: ${(e as Error).message}`, true, { cause: e });
@@ -125,7 +143,20 @@ async function pauseAndSend(channel: HandoverChannel, vm: MovableVm, m: NonNulla
   return {
     name: vm.name, shellMs, stateBytes: blob.byteLength, pausedAtNs: pausedAtNs.toString(), resumedAtNs: resumedAtNs.toString(),
     hostPauseUs: Number(resumedAtNs - pausedAtNs) / 1000,
+    pauseStepsUs: {
+      vcpuStop: Number(pausedAtNs - pauseAskedAtNs) / 1000, saveEncode: Number(encodedAtNs - pausedAtNs) / 1000, send: Number(sentAtNs - encodedAtNs) / 1000,
+      ...bSteps(reply, sentAtNs),
+    },
   };
+}
+
+/** B's part of the pause, from its VmRunning reply (when it says). */
+function bSteps(reply: Received, sentAtNs: bigint): { transfer?: number; decode?: number; restore?: number } {
+  const received = reply.body['receivedAtNs'];
+  const decode = reply.body['decodeUs'];
+  const restore = reply.body['restoreUs'];
+  if (typeof received !== 'string' || !/^\d+$/.test(received) || typeof decode !== 'number' || typeof restore !== 'number') return {};
+  return { transfer: Number(BigInt(received) - sentAtNs) / 1000, decode, restore };
 }
 
 /**

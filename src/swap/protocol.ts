@@ -183,7 +183,9 @@ function decodePayload(type: MessageType, payload: Uint8Array): Message {
     throw new HandoverError('ERR_HANDOVER_BODY', `message body is not valid JSON: ${(e as Error).message}`);
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HandoverError('ERR_HANDOVER_BODY', 'message body is not a JSON object');
-  return { type, body: body as Record<string, unknown>, blob: payload.slice(4 + jsonLen) };
+  // A plain Uint8Array copy, whatever the payload was (a Buffer from the socket, a view): code that
+  // reads blobs is compiled for one kind of array, and a second kind costs a recompile in the pause window.
+  return { type, body: body as Record<string, unknown>, blob: Uint8Array.prototype.slice.call(payload, 4 + jsonLen) };
 }
 
 // Body accessors: each names the field and the message when something is missing or of the wrong type.
