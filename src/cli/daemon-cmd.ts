@@ -1,6 +1,7 @@
 // `swapvisor daemon start|stop|status`: the instance as a service. `start` forks a detached daemon
 // and waits until its API answers; `start --foreground` runs it in this process (for systemd).
 
+import { DAEMON_NODE_FLAGS } from '../swap/launch.js';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { freemem, totalmem } from 'node:os';
@@ -64,7 +65,7 @@ async function startBackground(argv: string[], stateDir: string): Promise<number
   const api = new ApiClient(stateDir);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const cli = path.resolve(process.argv[1] ?? 'bin/swapvisor.cjs');
-  const child = spawn(process.execPath, [cli, 'daemon', 'start', '--foreground', ...argv], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, cli, 'daemon', 'start', '--foreground', ...argv], {
     detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SWAPVISOR_STATE_DIR: stateDir },
   });
   let stderr = '';

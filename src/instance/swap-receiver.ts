@@ -55,7 +55,7 @@ const HELLO_TIMEOUT_MS = 10_000;
 const POST_RESUME_HOT_MS = 50;
 const PROBE_TIMEOUT_MS = 10_000;
 /** Rounds of save, encode, decode and restore the health check runs to warm the pause window's code. */
-const WARM_ROUNDS = 100;
+const WARM_ROUNDS = 20;
 
 /** Boots the guest kit's heartbeat for one tick on this host's /dev/kvm: B can run VMs. */
 async function healthCheck(): Promise<{ healthy: boolean; reason?: string; ms: number }> {

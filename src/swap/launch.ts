@@ -27,10 +27,18 @@ export interface LaunchedB {
   exited: Promise<number | null>;
 }
 
+/**
+ * V8 flags of every daemon process. --no-opt keeps V8 from optimizing (and de-optimizing) functions
+ * at moments it chooses: measured here, a swap's pause window then always took ~3 ms, where with
+ * optimization one step in it (encoding in A or decoding in B) hit a ~4.5 ms recompile in most swaps.
+ * The daemon's per-exit work is small; its VMs ran as fast either way (blkcheck passes, heartbeats).
+ */
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--no-opt'];
+
 export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; version: string; onSpawn?: (pid: number) => void }): Promise<LaunchedB> {
   const [mine, theirs] = SeqpacketSocket.pair();
   const child = spawn(process.execPath, [
-    pkg.cli, 'daemon', 'receive', '--state-dir', opts.stateDir, '--cpus', pkg.bCpus.join(','),
+    ...DAEMON_NODE_FLAGS, pkg.cli, 'daemon', 'receive', '--state-dir', opts.stateDir, '--cpus', pkg.bCpus.join(','),
     '--mem-budget', `${pkg.budgetMib}M`, '--handover-fd', '3',
   ], { stdio: ['ignore', 'ignore', 'pipe', theirs.fd], detached: false });
   theirs.close();
