@@ -30,7 +30,26 @@ struct vcpu_thread {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   napi_threadsafe_function tsfn;
+  /* Fast path: 1-byte IN from fast_port answered here with *fast_value (when >= 0), without a round
+   * trip to the JS thread. Set once, before the first run; the references keep both buffers alive. */
+  struct kvm_run *run;
+  int fast_port;
+  int32_t *fast_value;
+  napi_ref run_ref, value_ref;
+  uint64_t fast_exits;
 };
+
+/* Answers the exit in the thread if it is the fast-path read; false: the JS thread must see it. */
+static bool answer_fast(struct vcpu_thread *t) {
+  struct kvm_run *r = t->run;
+  if (!r || t->fast_port < 0 || r->exit_reason != KVM_EXIT_IO) return false;
+  if (r->io.direction != KVM_EXIT_IO_IN || r->io.size != 1 || r->io.count != 1 || r->io.port != t->fast_port) return false;
+  int32_t v = __atomic_load_n(t->fast_value, __ATOMIC_ACQUIRE);
+  if (v < 0 || v > 0xff) return false;
+  ((uint8_t *)r)[r->io.data_offset] = (uint8_t)v;
+  __atomic_add_fetch(&t->fast_exits, 1, __ATOMIC_RELAXED);
+  return true;
+}
 
 static int kick_signal(void) { return SIGRTMIN + 3; }
 
@@ -85,7 +104,8 @@ static void *thread_main(void *arg) {
     t->cmd = CMD_NONE;
     pthread_mutex_unlock(&t->mu);
     if (cmd == CMD_QUIT) break;
-    int ret = ioctl(t->vcpu_fd, KVM_RUN, 0);
+    int ret;
+    do { ret = ioctl(t->vcpu_fd, KVM_RUN, 0); } while (ret == 0 && answer_fast(t));
     intptr_t code = ret < 0 ? -errno : ret;
     if (code == -EINTR) consume_pending_kicks();
     napi_call_threadsafe_function(t->tsfn, (void *)code, napi_tsfn_nonblocking);
@@ -105,6 +125,8 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
 static void finalize_handle(napi_env env, void *data, void *hint) {
   struct vcpu_thread *t = data;
   if (!t->joined) return; /* leaked while running: never free memory the thread still uses */
+  if (t->run_ref) napi_delete_reference(env, t->run_ref);
+  if (t->value_ref) napi_delete_reference(env, t->value_ref);
   pthread_mutex_destroy(&t->mu);
   pthread_cond_destroy(&t->cv);
   free(t);
@@ -128,6 +150,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   struct vcpu_thread *t = calloc(1, sizeof *t);
   if (!t) return throw_errno(env, "calloc", ENOMEM);
   t->vcpu_fd = fd;
+  t->fast_port = -1;
   pthread_mutex_init(&t->mu, NULL);
   pthread_cond_init(&t->cv, NULL);
   napi_value name;
@@ -218,7 +241,40 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+/* vcpuThreadSetFastPioIn(handle, run: Uint8Array (the kvm_run mapping), port, value: Int32Array(1)):
+ * from now on 1-byte reads of `port` get value[0] when it is 0..255, in the vCPU thread. Call it
+ * before the first vcpuThreadRun, once. */
+static napi_value js_set_fast_pio_in(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int32_t port;
+  void *run, *value;
+  size_t run_len, value_len;
+  napi_typedarray_type vt;
+  struct vcpu_thread *t;
+  if (!get_args(env, info, 4, argv) || !(t = get_handle(env, argv[0])) || !arg_bytes(env, argv[1], &run, &run_len) ||
+      !arg_i32(env, argv[2], &port) || napi_get_typedarray_info(env, argv[3], &vt, &value_len, &value, NULL, NULL) != napi_ok ||
+      vt != napi_int32_array || value_len < 1 || run_len < sizeof(struct kvm_run) || port < 0 || port > 0xffff)
+    return throw_type(env, "vcpuThreadSetFastPioIn(handle, run: Uint8Array, port: number, value: Int32Array)");
+  if (t->run) return throw_errno(env, "vcpuThreadSetFastPioIn", EBUSY);
+  napi_create_reference(env, argv[1], 1, &t->run_ref);
+  napi_create_reference(env, argv[3], 1, &t->value_ref);
+  t->fast_value = value;
+  t->fast_port = port;
+  __atomic_store_n(&t->run, (struct kvm_run *)run, __ATOMIC_RELEASE);
+  return make_undefined(env);
+}
+
+/* vcpuThreadFastExits(handle) -> exits answered in the thread so far. */
+static napi_value js_fast_exits(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  struct vcpu_thread *t;
+  if (!get_args(env, info, 1, argv) || !(t = get_handle(env, argv[0]))) return throw_type(env, "vcpuThreadFastExits(handle)");
+  return make_i64(env, (int64_t)__atomic_load_n(&t->fast_exits, __ATOMIC_RELAXED));
+}
+
 void init_vcpu_thread(napi_env env, napi_value exports) {
+  export_fn(env, exports, "vcpuThreadSetFastPioIn", js_set_fast_pio_in);
+  export_fn(env, exports, "vcpuThreadFastExits", js_fast_exits);
   export_fn(env, exports, "vcpuThreadCreate", js_create);
   export_fn(env, exports, "vcpuThreadRun", js_run);
   export_fn(env, exports, "vcpuThreadKick", js_kick);

@@ -102,7 +102,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const onSignal = (): void => { void machine.stop(); };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const stdinListener = (chunk: Buffer): void => machine.serial.enqueueInput(chunk);
+  const stdinListener = (chunk: Buffer): void => machine.enqueueSerialInput(chunk);
   if (process.stdin.isTTY || process.env['SWAPVISOR_STDIN'] === '1') process.stdin.on('data', stdinListener);
   machine.start();
   const exit = await machine.exited;

@@ -42,7 +42,7 @@ export function renderMetrics(g: InstanceGauges, vms: readonly InstanceVm[]): st
   const live = (v: InstanceVm) => v.running?.vcpus ?? [];
   e.family('swapvisor_vm_running', 'gauge', '1 if the VM is running or paused.', per((v) => (v.running ? 1 : 0)));
   e.family('swapvisor_vm_memory_mib', 'gauge', 'Guest RAM of the VM.', per((v) => v.config.memMib));
-  e.family('swapvisor_vm_exits_total', 'counter', 'vCPU exits to userspace.', per((v) => v.totals.exits + live(v).reduce((n, c) => n + c.counters.exits, 0)));
+  e.family('swapvisor_vm_exits_total', 'counter', 'vCPU exits to userspace.', per((v) => v.totals.exits + live(v).reduce((n, c) => n + c.exitsTotal, 0)));
   e.family('swapvisor_vm_io_exits_total', 'counter', 'Port I/O exits to userspace in the current run.', per((v) => live(v).reduce((n, c) => n + c.counters.ioExits, 0)));
   e.family('swapvisor_vm_console_out_bytes_total', 'counter', 'Bytes the guest wrote to its console.', per((v) => v.console.bytesOut));
   e.family('swapvisor_vm_console_in_bytes_total', 'counter', 'Bytes sent to the guest console.', per((v) => v.console.bytesIn));

@@ -8,7 +8,7 @@ import type { SwapReport } from '../swap/report.js';
 import { Swap } from '../swap/swap.js';
 import { ApiError } from './api/errors.js';
 import type { Daemon, DaemonParts } from './daemon.js';
-import { packageVersion } from './package-info.js';
+import { packageRoot, packageVersion } from './package-info.js';
 import { encodedSliceFor } from './platform-view.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { sweepStaleCpusets } from './partition/cpuset-cgroup.js';
@@ -68,6 +68,8 @@ export class SwapControl {
     return {
       stateDir: stateDir.dir,
       version: packageVersion(),
+      packageRoot: packageRoot(),
+      startedAtMs: Date.now() - process.uptime() * 1000,
       partition,
       budgetMib: partition.budget.total,
       platformSliceFor: (cpus, budgetMib) => encodedSliceFor(stateDir.dir, { cpus, memBudgetMib: budgetMib }),

@@ -96,7 +96,7 @@ export class InstanceVm {
     // A paused machine takes no input (it may be on its way to another instance): it is held.
     this.console.connectInput((bytes) => {
       if (machine.state !== 'running') return 0;
-      machine.serial.enqueueInput(bytes);
+      machine.enqueueSerialInput(bytes);
       return bytes.byteLength;
     });
     this.vconsole?.connectInput((bytes) => machine.virtioDevices?.consoleInput(VCONSOLE_ID, bytes) ?? 0);
@@ -163,7 +163,7 @@ export class InstanceVm {
       this.host.log('vm.moved-out', { vm: this.name });
       return;
     }
-    this.totals.exits += machine.vcpus.reduce((n, v) => n + v.counters.exits, 0);
+    this.totals.exits += machine.vcpus.reduce((n, v) => n + v.exitsTotal, 0);
     this.machine = undefined;
     this.disconnectInputs();
     this.console.flush();
@@ -182,7 +182,7 @@ export class InstanceVm {
       state: this.runState,
       config: this.config,
       memMib: this.config.memMib,
-      vcpus: m ? m.vcpus.map((v) => ({ id: v.id, tid: v.state === 'stopped' ? null : v.tid, exits: v.counters.exits })) : [],
+      vcpus: m ? m.vcpus.map((v) => ({ id: v.id, tid: v.state === 'stopped' ? null : v.tid, exits: v.exitsTotal })) : [],
       createdAt: this.createdAt,
       startedAt: this.startedAtMs !== undefined && m ? new Date(this.startedAtMs).toISOString() : null,
       uptimeSec: this.startedAtMs !== undefined && m ? (Date.now() - this.startedAtMs) / 1000 : null,

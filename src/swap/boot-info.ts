@@ -4,11 +4,13 @@
 // is runnable, and accepts A's handover protocol and state format. Nothing changes on the host yet.
 
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { setPriority } from 'node:os';
+import { existsSync, statSync } from 'node:fs';
+import { setAffinity } from '../sys/affinity.js';
 import path from 'node:path';
-import { CURRENT_FORMAT_VERSION } from '../state/envelope.js';
+import { CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION } from '../state/envelope.js';
 import type { SwapHost } from './host.js';
-import { PROTOCOL_VERSION } from './protocol.js';
+import { PROTOCOL_VERSION, PROTOCOL_WINDOW } from './protocol.js';
 import { SwapError } from './swap-error.js';
 
 export interface BuildInfo {
@@ -38,9 +40,14 @@ export function splitCpus(cpus: readonly number[]): { aCpus: number[]; bCpus: nu
   return { aCpus: sorted.slice(0, sorted.length - half), bCpus: sorted.slice(sorted.length - half) };
 }
 
-export function readBuildInfo(cli: string, timeoutMs = 15_000): Promise<BuildInfo> {
+/**
+ * Asks the build at `cli` what it is (`swapvisor version --json`). The child is a whole Node start-up
+ * (~50-90 ms of CPU): it runs at the lowest priority, on `cpus` (the CPUs B will get) if given, so
+ * that it does not take CPU time from the VMs that still run everywhere.
+ */
+export function readBuildInfo(cli: string, timeoutMs = 15_000, cpus?: readonly number[]): Promise<BuildInfo> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [cli, 'version', '--json'], { timeout: timeoutMs }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [cli, 'version', '--json'], { timeout: timeoutMs }, (err, stdout, stderr) => {
       if (err) {
         reject(new SwapError('ERR_SWAP_TARGET', `the build at ${cli} does not run (${stderr.trim().split('\n')[0] ?? err.message}); run \`npm run setup\` in it`));
         return;
@@ -53,7 +60,30 @@ export function readBuildInfo(cli: string, timeoutMs = 15_000): Promise<BuildInf
         reject(new SwapError('ERR_SWAP_TARGET', `the build at ${cli} printed no version information (${(e as Error).message}); is it a swapvisor build?`));
       }
     });
+    if (child.pid !== undefined) {
+      try {
+        if (cpus) setAffinity(child.pid, cpus);
+        setPriority(child.pid, 19);
+      } catch {
+        // already gone: the callback reports how it ended
+      }
+    }
   });
+}
+
+/**
+ * This instance's own build, when the target is the directory it runs from and nothing there was
+ * rebuilt since it started: then there is no need to start a process to ask.
+ */
+function unchangedOwnBuild(host: SwapHost, targetDir: string): BuildInfo | undefined {
+  if (path.resolve(host.packageRoot) !== targetDir) return undefined;
+  try {
+    const built = Math.max(...['dist/swapvisor.cjs', 'package.json'].map((f) => statSync(path.join(targetDir, f)).mtimeMs));
+    if (built >= host.startedAtMs) return undefined;
+  } catch {
+    return undefined;
+  }
+  return { version: host.version, protocol: [...PROTOCOL_WINDOW], stateFormat: [MIN_READABLE_FORMAT_VERSION, CURRENT_FORMAT_VERSION] };
 }
 
 const within = (v: number, [lo, hi]: readonly [number, number]): boolean => v >= lo && v <= hi;
@@ -65,14 +95,14 @@ export async function prepareBootInfo(host: SwapHost, targetDirInput: string): P
   if (!existsSync(cli) || !existsSync(path.join(targetDir, 'dist', 'swapvisor.cjs'))) {
     throw new SwapError('ERR_SWAP_TARGET', `${targetDir} is not a built swapvisor (no bin/swapvisor.cjs or dist/swapvisor.cjs); run \`npm run setup\` there first`);
   }
-  const target = await readBuildInfo(cli);
+  const { aCpus, bCpus } = splitCpus(opts.cpus);
+  const target = unchangedOwnBuild(host, targetDir) ?? await readBuildInfo(cli, undefined, bCpus);
   if (!within(PROTOCOL_VERSION, target.protocol)) {
     throw new SwapError('ERR_SWAP_VERSION', `the build at ${targetDir} (version ${target.version}) speaks handover protocol ${target.protocol.join('-')}, this instance speaks ${PROTOCOL_VERSION}: swap through an adjacent version`);
   }
   if (!within(CURRENT_FORMAT_VERSION, target.stateFormat)) {
     throw new SwapError('ERR_SWAP_VERSION', `the build at ${targetDir} (version ${target.version}) reads state formats ${target.stateFormat.join('-')}, this instance writes ${CURRENT_FORMAT_VERSION}: swap through an adjacent version`);
   }
-  const { aCpus, bCpus } = splitCpus(opts.cpus);
   const platformSlice = host.platformSliceFor(bCpus, opts.budgetMib);
   return { targetDir, cli, target, aCpus, bCpus, budgetMib: opts.budgetMib, platformSlice };
 }

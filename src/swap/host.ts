@@ -27,6 +27,9 @@ export interface SwapPartition {
 export interface SwapHost {
   readonly stateDir: string;
   readonly version: string;
+  /** The directory this instance's build runs from, and when this process started (epoch ms). */
+  readonly packageRoot: string;
+  readonly startedAtMs: number;
   readonly partition: SwapPartition;
   readonly budgetMib: number;
   /** The platform record restricted to `cpus`, encoded (the HELLO message's blob). */

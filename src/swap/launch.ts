@@ -3,6 +3,7 @@
 // has checked itself (it boots a probe guest on /dev/kvm) and reports ready with the versions it
 // accepts. A keeps serving its API and running its VMs meanwhile.
 
+import { setAffinity } from '../sys/affinity.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION } from '../state/envelope.js';
 import { SeqpacketSocket } from '../sys/seqpacket.js';
@@ -42,6 +43,15 @@ export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; vers
     '--mem-budget', `${pkg.budgetMib}M`, '--handover-fd', '3',
   ], { stdio: ['ignore', 'ignore', 'pipe', theirs.fd], detached: false });
   theirs.close();
+  // B would start on A's CPUs (it inherits A's affinity) and pin itself only once Node is up: ~50 ms
+  // of start-up competing with A's running VMs. Put it on its own CPUs from the first instruction.
+  if (child.pid !== undefined) {
+    try {
+      setAffinity(child.pid, pkg.bCpus);
+    } catch {
+      // it exited already; the handshake reports that
+    }
+  }
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-4000); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

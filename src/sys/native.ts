@@ -61,6 +61,8 @@ export interface NativeAddon {
   vcpuThreadKick(handle: VcpuThreadHandle): void;
   vcpuThreadTid(handle: VcpuThreadHandle): number;
   vcpuThreadDestroy(handle: VcpuThreadHandle): void;
+  vcpuThreadSetFastPioIn(handle: VcpuThreadHandle, run: Uint8Array, port: number, value: Int32Array): void;
+  vcpuThreadFastExits(handle: VcpuThreadHandle): number;
 }
 
 export class NativeAddonMissingError extends Error {

@@ -28,6 +28,16 @@ export class VcpuThread {
   /** Interrupts KVM_RUN (or makes the next one return at once). */
   kick(): void { native().vcpuThreadKick(this.live); }
 
+  /**
+   * From now on the thread itself answers 1-byte reads of `port` with `value[0]` while that is 0..255
+   * (write -1 there to send them to onExit again), without waking the main thread. Once, before run().
+   * INVARIANT: `run` is this vCPU's kvm_run mapping and outlives the thread; the addon keeps both alive.
+   */
+  setFastPioIn(run: Uint8Array, port: number, value: Int32Array): void { native().vcpuThreadSetFastPioIn(this.live, run, port, value); }
+
+  /** How many exits the thread answered by itself. */
+  get fastExits(): number { return this.handle ? native().vcpuThreadFastExits(this.handle) : 0; }
+
   /** The Linux thread id, for sched_setaffinity. */
   get tid(): number { return native().vcpuThreadTid(this.live); }
 

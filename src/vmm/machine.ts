@@ -17,6 +17,7 @@ import type { Memfd, MemfdMapping } from '../sys/memfd.js';
 import { Vcpu, type VcpuIo } from './vcpu.js';
 import { applyBootState, configureVcpu } from './vcpu-setup.js';
 import { COM1_PORT } from '../arch/x86_64/layout.js';
+import { UART_LSR } from '../devices/legacy/serial-16550.js';
 import { MachineConfigError, validateMachineConfig, type MachineConfig } from './machine-config.js';
 import { type VirtioAttachment, type VirtioSlotState, VirtioHost, closeAttachments } from './virtio-host.js';
 
@@ -159,6 +160,22 @@ export class Machine {
       configureVcpu(fd, { supportedCpuid, vcpuCount: c.vcpus, tscDeadline });
     }
     for (const fd of this.vcpuFds) this.vcpus.push(new Vcpu(fd, this.vcpuIo()));
+    // Guests poll the UART's LSR after each line: the vCPU threads answer that from here, so a guest
+    // does not wait for this thread (busy with other VMs, or with a swap) to print.
+    for (const v of this.vcpus) v.enableFastPioIn(COM1_PORT + UART_LSR, this.fastLsr);
+    this.syncFastLsr();
+  }
+
+  /** What LSR reads return in the vCPU threads; -1 sends them to the model (a read would change it). */
+  private readonly fastLsr = new Int32Array(1);
+  private syncFastLsr(): void {
+    Atomics.store(this.fastLsr, 0, this.devices.serial.peekLsr() ?? -1);
+  }
+
+  /** Host input for the guest's UART. */
+  enqueueSerialInput(bytes: Uint8Array): void {
+    this.devices.serial.enqueueInput(bytes);
+    this.syncFastLsr();
   }
 
   private deviceEvents(): LegacyDeviceEvents {
@@ -203,6 +220,7 @@ export class Machine {
   restoreState(s: MachineSnapshot): void {
     if (this.runState !== 'created' && this.runState !== 'paused') throw new Error(`cannot restore into a machine that is ${this.runState}`);
     this.devices = restoreLegacyDevices(this.vm, this.deviceEvents(), s.devices);
+    this.syncFastLsr();
     this.virtio?.restore(s.virtio ?? {});
     applyKvmState(this.vm, this.vcpuFds, s.kvm);
   }
@@ -225,11 +243,13 @@ export class Machine {
         const hit = this.devices.bus.find(port);
         if (hit) hit.device.pioRead(hit.offset, data);
         else { this.counters.unknownPortReads++; data.fill(0xff); }
+        this.syncFastLsr();
       },
       pioWrite: (port: number, data: Uint8Array) => {
         const hit = this.devices.bus.find(port);
         if (hit) hit.device.pioWrite(hit.offset, data);
         else this.counters.unknownPortWrites++;
+        this.syncFastLsr();
       },
       mmioRead: (address: number, data: Uint8Array) => {
         const hit = this.virtio?.bus.find(address);
@@ -251,6 +271,8 @@ export class Machine {
       const hit = isPio ? this.devices.bus.find(address) : undefined;
       if (hit) hit.device.pioWrite(hit.offset, data);
     });
+    // In loopback mode queued THR writes fill the receiver.
+    if (this.devices) this.syncFastLsr();
   }
 
   start(): void {

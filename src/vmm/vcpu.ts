@@ -61,6 +61,13 @@ export class Vcpu {
 
   pin(cpus: readonly number[]): void { setAffinity(this.thread.tid, cpus); }
 
+  /** See VcpuThread.setFastPioIn: 1-byte reads of `port` answered from `value[0]` on the vCPU thread. */
+  enableFastPioIn(port: number, value: Int32Array): void { this.thread.setFastPioIn(this.fd.run, port, value); }
+
+  /** Exits to userspace, those the vCPU thread answered by itself included. */
+  get exitsTotal(): number { return this.counters.exits + (this.finalFastExits ?? this.thread.fastExits); }
+  private finalFastExits: number | undefined;
+
   /** Starts (or resumes) running the guest. */
   start(): void {
     if (this.runState !== 'idle' && this.runState !== 'paused') throw new Error(`cannot start vCPU ${this.id} while ${this.runState}`);
@@ -85,6 +92,7 @@ export class Vcpu {
   /** Joins the thread. The vCPU fd stays open; the caller closes it. */
   destroy(): void {
     this.runState = 'stopped';
+    this.finalFastExits ??= this.thread.fastExits;
     this.thread.destroy();
     this.settlePause();
   }

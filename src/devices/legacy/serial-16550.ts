@@ -314,6 +314,14 @@ export class Serial16550 implements PioDevice, Persist<Serial16550State> {
     return id | (this.fcr & UART_FCR_ENABLE_FIFO ? UART_IIR_FIFO_ENABLED : 0);
   }
 
+  /**
+   * LSR as a read would return it, when that read would change nothing (no overrun to clear);
+   * undefined otherwise. Lets a VMM answer LSR polls without running the model.
+   */
+  peekLsr(): number | undefined {
+    return this.overrun ? undefined : this.lsr();
+  }
+
   private lsr(): number {
     return (
       UART_LSR_THRE | UART_LSR_TEMT | (this.rxCount > 0 ? UART_LSR_DR : 0) | (this.overrun ? UART_LSR_OE : 0)
