@@ -104,3 +104,15 @@ test('a guest exit status comes back through `exited`', async () => {
   assert.deepEqual(await m.exited, { reason: 'guest-exit', status: 0 });
   assert.match(out.text, /^hb done$/m);
 });
+
+test('the vCPU thread answers the guest\'s LSR polls itself, and the output is unchanged', async () => {
+  const sink = new TextSink();
+  const m = Machine.create({ name: 'fast-lsr', kernel: HEARTBEAT, cmdline: 'period_us=1000 count=50', memSizeMib: 16, vcpus: 1 }, sink);
+  m.start();
+  const exit = await m.exited;
+  assert.deepEqual(exit, { reason: 'guest-exit', status: 0 });
+  const beats = heartbeats(sink.text);
+  assert.deepEqual(beats.map((b) => b.seq), Array.from({ length: 50 }, (_, i) => i + 1), 'every line, in order');
+  const v = m.vcpus[0]!;
+  assert.ok(v.exitsTotal - v.counters.exits >= 50, `one LSR poll per line answered in the vCPU thread (${v.exitsTotal - v.counters.exits})`);
+});
