@@ -1,6 +1,7 @@
 // The instance's side of a hot swap as the API sees it: start one (instance A), follow it, abort
 // it, and read the last report. It also lends the swap what it needs from the instance (SwapHost).
 
+import { splitCpus } from '../swap/boot-info.js';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { SwapHost } from '../swap/host.js';
@@ -57,7 +58,28 @@ export class SwapControl {
   private current: Swap | undefined;
   private last: SwapReportJson | undefined;
 
-  constructor(private readonly daemon: Daemon, private readonly parts: DaemonParts) {}
+  constructor(private readonly daemon: Daemon, private readonly parts: DaemonParts) {
+    // The slice for the usual split is ready before anyone asks for a swap: computing it (reading,
+    // decoding, slicing and encoding the record) takes milliseconds on the thread the VMs' exits need.
+    const warm = setTimeout(() => {
+      const cpus = parts.partition.cpus;
+      if (cpus.length >= 2) this.sliceFor(splitCpus(cpus).bCpus, parts.partition.budget.total);
+    }, 500);
+    warm.unref();
+  }
+
+  private readonly slices = new Map<string, Uint8Array>();
+
+  /** The platform record restricted to `cpus`, computed once per (cpus, budget). */
+  private sliceFor(cpus: readonly number[], budgetMib: number): Uint8Array {
+    const key = `${cpus.join(',')}/${budgetMib}`;
+    let slice = this.slices.get(key);
+    if (!slice) {
+      slice = encodedSliceFor(this.parts.stateDir.dir, { cpus, memBudgetMib: budgetMib });
+      this.slices.set(key, slice);
+    }
+    return slice;
+  }
 
   get inProgress(): boolean {
     return this.current !== undefined;
@@ -72,7 +94,7 @@ export class SwapControl {
       startedAtMs: Date.now() - process.uptime() * 1000,
       partition,
       budgetMib: partition.budget.total,
-      platformSliceFor: (cpus, budgetMib) => encodedSliceFor(stateDir.dir, { cpus, memBudgetMib: budgetMib }),
+      platformSliceFor: (cpus, budgetMib) => this.sliceFor(cpus, budgetMib),
       runningVms: () => registry.list().filter((v) => v.running !== undefined),
       forgetMoved: (name) => registry.forgetMoved(name),
       retirementFds: () => ({ apiListenFd: this.daemon.listenFd(), lockFd: stateDir.lockFd }),
