@@ -134,6 +134,7 @@ static napi_value init(napi_env env, napi_value exports) {
   init_sock(env, exports);
   init_vcpu_thread(env, exports);
   init_watch(env, exports);
+  init_checksum(env, exports);
   return exports;
 }
 

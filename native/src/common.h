@@ -54,3 +54,4 @@ void init_mem(napi_env env, napi_value exports);
 void init_sock(napi_env env, napi_value exports);
 void init_vcpu_thread(napi_env env, napi_value exports);
 void init_watch(napi_env env, napi_value exports);
+void init_checksum(napi_env env, napi_value exports);

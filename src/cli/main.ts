@@ -35,6 +35,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'run':
         return await (await import('./run.js')).runCommand(rest);
       case 'daemon':
+        (await import('./accelerators.js')).installAccelerators();
         return await (await import('./daemon-cmd.js')).daemonCommand(rest);
       case 'vm':
         return await (await import('./vm-cmd.js')).vmCommand(rest);

@@ -10,7 +10,29 @@ const DECODE: Int16Array = (() => {
   return t;
 })();
 
+export interface Base64Implementation {
+  encode(bytes: Uint8Array): string;
+  /** Must accept exactly what decodeBase64Portable accepts. */
+  decode(s: string): Uint8Array | null;
+}
+
+let installed: Base64Implementation | undefined;
+
+/** Installs a faster codec (same results, same strictness), or goes back to this module's. */
+export function useBase64Implementation(impl: Base64Implementation | undefined): void {
+  installed = impl;
+}
+
 export function encodeBase64(bytes: Uint8Array): string {
+  return installed ? installed.encode(bytes) : encodeBase64Portable(bytes);
+}
+
+/** The bytes `s` encodes, or null if `s` is not canonical padded base64. */
+export function decodeBase64(s: string): Uint8Array | null {
+  return installed ? installed.decode(s) : decodeBase64Portable(s);
+}
+
+export function encodeBase64Portable(bytes: Uint8Array): string {
   let out = '';
   let i = 0;
   for (; i + 2 < bytes.length; i += 3) {
@@ -33,8 +55,7 @@ function sextet(s: string, i: number): number {
   return c < 128 ? DECODE[c] : -1;
 }
 
-/** The bytes `s` encodes, or null if `s` is not canonical padded base64. */
-export function decodeBase64(s: string): Uint8Array | null {
+export function decodeBase64Portable(s: string): Uint8Array | null {
   if (s.length % 4 !== 0) return null;
   const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
   const out = new Uint8Array((s.length / 4) * 3 - pad);

@@ -185,7 +185,7 @@ function decodePayload(type: MessageType, payload: Uint8Array): Message {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HandoverError('ERR_HANDOVER_BODY', 'message body is not a JSON object');
   // A plain Uint8Array copy, whatever the payload was (a Buffer from the socket, a view): code that
   // reads blobs is compiled for one kind of array, and a second kind costs a recompile in the pause window.
-  return { type, body: body as Record<string, unknown>, blob: Uint8Array.prototype.slice.call(payload, 4 + jsonLen) };
+  return { type, body: body as Record<string, unknown>, blob: new Uint8Array(payload.subarray(4 + jsonLen)) };
 }
 
 // Body accessors: each names the field and the message when something is missing or of the wrong type.

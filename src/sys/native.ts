@@ -63,6 +63,7 @@ export interface NativeAddon {
   vcpuThreadDestroy(handle: VcpuThreadHandle): void;
   vcpuThreadSetFastPioIn(handle: VcpuThreadHandle, run: Uint8Array, port: number, value: Int32Array): void;
   vcpuThreadFastExits(handle: VcpuThreadHandle): number;
+  crc32c(buf: Uint8Array, crc: number): number;
 }
 
 export class NativeAddonMissingError extends Error {
