@@ -4,9 +4,9 @@
 //
 //   node dist/bench/io-vm.js --kernel ELF --cmdline "..." [--mem-mib 64] [--disk IMG] [--tap NAME] [--mac 02:..]
 
+import { StdoutConsole } from '../src/cli/stdout-console.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { ByteSink } from '../src/devices/device.js';
 import { BlockFile } from '../src/sys/block-file.js';
 import { Tap } from '../src/sys/tap.js';
 import { Machine } from '../src/vmm/machine.js';
@@ -16,24 +16,6 @@ import type { VirtioAttachment } from '../src/vmm/virtio-host.js';
 const EXIT_FAULT = 125;
 const EXIT_STOPPED = 124;
 
-/** Batches console bytes and writes them to stdout once per event-loop turn. */
-class StdoutConsole implements ByteSink {
-  private chunks: Buffer[] = [];
-  private scheduled = false;
-  write(bytes: Uint8Array): void {
-    this.chunks.push(Buffer.from(bytes));
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
-  }
-  flush(): void {
-    this.scheduled = false;
-    if (this.chunks.length === 0) return;
-    process.stdout.write(Buffer.concat(this.chunks));
-    this.chunks = [];
-  }
-}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({

@@ -1,11 +1,11 @@
 // `swapvisor run`: boots one VM in the foreground with its console on stdout. Ctrl-C stops it
 // cleanly; the exit code is the guest's exit status.
 
+import { StdoutConsole } from './stdout-console.js';
 import { openVmDevices } from '../instance/vm-devices.js';
 import { parseDiskOption, parseNetOption } from './device-args.js';
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { ByteSink } from '../devices/device.js';
 import { Machine, type MachineExit } from '../vmm/machine.js';
 import { UsageError } from './errors.js';
 import { guestKitPath } from '../instance/guest-kit.js';
@@ -46,24 +46,6 @@ function parseCpuList(text: string): number[] {
   return [...cpus];
 }
 
-/** Batches console bytes and writes them to stdout once per event-loop turn. */
-class StdoutConsole implements ByteSink {
-  private chunks: Buffer[] = [];
-  private scheduled = false;
-  write(bytes: Uint8Array): void {
-    this.chunks.push(Buffer.from(bytes));
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
-  }
-  flush(): void {
-    this.scheduled = false;
-    if (this.chunks.length === 0) return;
-    process.stdout.write(Buffer.concat(this.chunks));
-    this.chunks = [];
-  }
-}
 
 export async function runCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
