@@ -91,6 +91,20 @@ describe('virtio devices with guest-kit drivers', () => {
     }
   });
 
+  it('a hostile driver gets NEEDS_RESET or a refusal for each broken rule, and the VMM and a neighbour VM go on', async () => {
+    const witness = boot('heartbeat', 'period_us=2000', []);
+    try {
+      const r = boot('virtioevil', '', [{ kind: 'rng', id: 'rng' }]);
+      assert.deepEqual(await finish(r, 30_000), { reason: 'guest-exit', status: 0 }, r.out());
+      for (const c of ['loop', 'oob', 'wrap', 'nested', 'size3', 'features', 'avail', 'recovered']) assert.match(r.out(), new RegExp(`^evil ${c} ok$`, 'm'), r.out());
+      const before = witness.out().length;
+      await until(() => witness.out().length > before + 40, 5_000, 'the neighbour VM to go on');
+      assert.equal(witness.machine.state, 'running');
+    } finally {
+      await witness.machine.stop();
+    }
+  });
+
   it('netecho answers a 1 kHz UDP stream from a network namespace with none lost', async () => {
     await withNetns(async (ns) => {
       const tapName = `svt${process.pid % 100000}`;
