@@ -4,7 +4,6 @@
 // lock and becomes the instance. If A dies first, B keeps the VMs it runs and takes over alone.
 // See docs/hot-swap.md for the receiver's state machine.
 
-import { setPriority } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { decodeVmState, encodeVmState } from '../state/vm-state.js';
 import { Memfd } from '../sys/memfd.js';
@@ -135,13 +134,6 @@ export class SwapReceiver {
     const stateDir = new StateDir(opts.stateDir);
     const log = createLogger(stateDir.logPath, false);
     const partition = Partition.create({ name: `swapvisord-${process.pid}`, cpus: opts.cpus, memBudgetMib: opts.memBudgetMib });
-    // A started this process at the lowest priority (see bornAtLowPriority); on its own CPUs now, it
-    // takes the normal priority back. Threads started before this (V8's, libuv's) keep the low one.
-    try {
-      setPriority(0, 0);
-    } catch {
-      // not permitted: it runs on at the inherited priority
-    }
     const registry = newRegistry(stateDir, partition, log);
     const r = new SwapReceiver(opts, channel, stateDir, log, partition, registry);
     r.aPid = int(hello, 'pid');

@@ -6,7 +6,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { setAffinity } from '../sys/affinity.js';
-import { bornAtLowPriority } from './launch.js';
 import path from 'node:path';
 import { CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION } from '../state/envelope.js';
 import type { SwapHost } from './host.js';
@@ -42,12 +41,12 @@ export function splitCpus(cpus: readonly number[]): { aCpus: number[]; bCpus: nu
 
 /**
  * Asks the build at `cli` what it is (`swapvisor version --json`). The child is a whole Node start-up
- * (~50-90 ms of CPU): it is born at the lowest priority and moved to `cpus` (the CPUs B will get) if
- * given, so that it does not take CPU time from the VMs that still run everywhere.
+ * (~50-90 ms of CPU): it is moved to `cpus` (the CPUs B will get) if given, so that it takes less CPU
+ * time from the VMs that run on the others.
  */
 export function readBuildInfo(cli: string, timeoutMs = 15_000, cpus?: readonly number[]): Promise<BuildInfo> {
   return new Promise((resolve, reject) => {
-    const child = bornAtLowPriority(() => execFile(process.execPath, [cli, 'version', '--json'], { timeout: timeoutMs }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [cli, 'version', '--json'], { timeout: timeoutMs }, (err, stdout, stderr) => {
       if (err) {
         reject(new SwapError('ERR_SWAP_TARGET', `the build at ${cli} does not run (${stderr.trim().split('\n')[0] ?? err.message}); run \`npm run setup\` in it`));
         return;
@@ -59,7 +58,7 @@ export function readBuildInfo(cli: string, timeoutMs = 15_000, cpus?: readonly n
       } catch (e) {
         reject(new SwapError('ERR_SWAP_TARGET', `the build at ${cli} printed no version information (${(e as Error).message}); is it a swapvisor build?`));
       }
-    }));
+    });
     if (cpus && child.pid !== undefined) {
       try {
         setAffinity(child.pid, cpus);

@@ -3,7 +3,6 @@
 // has checked itself (it boots a probe guest on /dev/kvm) and reports ready with the versions it
 // accepts. A keeps serving its API and running its VMs meanwhile.
 
-import { getPriority, setPriority } from 'node:os';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION } from '../state/envelope.js';
 import { SeqpacketSocket } from '../sys/seqpacket.js';
@@ -36,35 +35,13 @@ export interface LaunchedB {
  */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--no-opt'];
 
-/**
- * Runs `start` (a spawn) with the calling thread at the lowest priority, which the child inherits
- * from its first instruction. A child is born in A's cpuset, on the CPUs A's VMs now share: its Node
- * start-up (50-100 ms of CPU) must not take their time. B raises itself back once it sits on its own
- * CPUs (SwapReceiver.run). Without the privilege to raise this thread back, nothing is changed.
- */
-export function bornAtLowPriority<T>(start: () => T): T {
-  let before: number;
-  try {
-    before = getPriority(0);
-    setPriority(0, LOW_PRIORITY);
-  } catch {
-    return start();
-  }
-  try {
-    return start();
-  } finally {
-    setPriority(0, before);
-  }
-}
-
-const LOW_PRIORITY = 19;
 
 export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; version: string; onSpawn?: (pid: number) => void }): Promise<LaunchedB> {
   const [mine, theirs] = SeqpacketSocket.pair();
-  const child = bornAtLowPriority(() => spawn(process.execPath, [
+  const child = spawn(process.execPath, [
     ...DAEMON_NODE_FLAGS, pkg.cli, 'daemon', 'receive', '--state-dir', opts.stateDir, '--cpus', pkg.bCpus.join(','),
     '--mem-budget', `${pkg.budgetMib}M`, '--handover-fd', '3',
-  ], { stdio: ['ignore', 'ignore', 'pipe', theirs.fd], detached: false }));
+  ], { stdio: ['ignore', 'ignore', 'pipe', theirs.fd], detached: false });
   theirs.close();
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-4000); });
