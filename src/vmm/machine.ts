@@ -243,13 +243,13 @@ export class Machine {
         const hit = this.devices.bus.find(port);
         if (hit) hit.device.pioRead(hit.offset, data);
         else { this.counters.unknownPortReads++; data.fill(0xff); }
-        this.syncFastLsr();
+        if (hit?.device === this.devices.serial) this.syncFastLsr();
       },
       pioWrite: (port: number, data: Uint8Array) => {
         const hit = this.devices.bus.find(port);
         if (hit) hit.device.pioWrite(hit.offset, data);
         else this.counters.unknownPortWrites++;
-        this.syncFastLsr();
+        if (hit?.device === this.devices.serial) this.syncFastLsr();
       },
       mmioRead: (address: number, data: Uint8Array) => {
         const hit = this.virtio?.bus.find(address);
@@ -267,12 +267,14 @@ export class Machine {
   }
 
   private drainRing(): void {
+    let drained = false;
     this.ring?.drain((isPio, address, data) => {
       const hit = isPio ? this.devices.bus.find(address) : undefined;
       if (hit) hit.device.pioWrite(hit.offset, data);
+      drained = true;
     });
     // In loopback mode queued THR writes fill the receiver.
-    if (this.devices) this.syncFastLsr();
+    if (drained) this.syncFastLsr();
   }
 
   start(): void {

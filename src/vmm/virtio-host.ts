@@ -121,14 +121,16 @@ export class VirtioHost {
   }
 
   private netReadable(slot: Slot): void {
-    if (this.running) (slot.transport.device as unknown as VirtioNet).backendReadable();
+    const d = slot.transport.device;
+    if (this.running && d instanceof VirtioNet) d.backendReadable();
   }
 
   /** Host input for a virtio console; returns the bytes accepted. */
   consoleInput(id: string, bytes: Uint8Array): number {
     const s = this.slots.find((x) => x.attachment.id === id && x.attachment.kind === 'console');
     // A paused VM takes no input: it would arrive after its state was saved for a swap.
-    return s && this.running ? (s.transport.device as unknown as VirtioConsole).input(bytes) : 0;
+    const d = s?.transport.device;
+    return this.running && d instanceof VirtioConsole ? d.input(bytes) : 0;
   }
 
   /** The VM runs (again): listen to notifications and back-ends, and serve whatever is queued. */
@@ -151,12 +153,7 @@ export class VirtioHost {
    */
   quiesce(): void {
     for (const s of this.slots) s.transport.kickAll();
-    this.running = false;
-    for (const s of this.slots) {
-      for (const w of s.watches) native().fdUnwatch(w);
-      s.watches = [];
-      s.tap?.setEnabled(false);
-    }
+    this.stopListening();
   }
 
   private readonly drain = new Uint8Array(8);
@@ -194,17 +191,16 @@ export class VirtioHost {
 
   /** Stops listening and closes every fd, back-ends included. Safe to call twice. */
   release(): void {
-    if (this.running) this.quiesceWatches();
+    if (this.running) this.stopListening();
     for (const s of this.slots) {
       for (const fd of [s.irqFd, ...s.notifyFds]) native().close(fd);
       s.notifyFds.length = 0;
-      if (s.attachment.kind === 'block') s.attachment.file.close();
-      if (s.attachment.kind === 'net') s.attachment.tap.close();
     }
+    closeAttachments(this.slots.map((s) => s.attachment));
     this.slots.length = 0;
   }
 
-  private quiesceWatches(): void {
+  private stopListening(): void {
     this.running = false;
     for (const s of this.slots) {
       for (const w of s.watches) native().fdUnwatch(w);
