@@ -2,12 +2,26 @@
 // the repository. Each bad value becomes one BenchUsageError line.
 
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { parseSizeMib } from '../src/cli/size.js';
 import { BenchUsageError } from './errors.js';
 
 const REPO_ROOT_URL = new URL('../../', import.meta.url);
 export const repoRoot = fileURLToPath(REPO_ROOT_URL);
 export const inRepo = (p: string): string => fileURLToPath(new URL(p, REPO_ROOT_URL));
+
+/**
+ * The `--name value` options of `argv` among `names` (strict: unknown options and positionals are
+ * refused), or one BenchUsageError line ending with the benchmark's usage.
+ */
+export function stringOptions<K extends string>(argv: string[], names: readonly K[], usage: string): Partial<Record<K, string>> {
+  const options = Object.fromEntries(names.map((n) => [n, { type: 'string' as const }]));
+  try {
+    return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values as Partial<Record<K, string>>;
+  } catch (e) {
+    throw new BenchUsageError(`${(e as Error).message.split('\n')[0]}; ${usage}`);
+  }
+}
 
 export function wholeNumber(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
   if (text === undefined) return fallback;

@@ -3,13 +3,12 @@
 // stdout and progress on stderr. It measures; it does not tune swapvisor or QEMU.
 
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { type ChildTiming, describeEnd, timeChild } from './child.js';
 import { BenchRunError, BenchUsageError } from './errors.js';
 import { hostInfo } from './host.js';
 import { guestStatusFromQemuExit, locateQemu, microvmArgs, qemuVersion } from './qemu.js';
 import { round, summarize } from './stats.js';
-import { inRepo, repoRoot } from './args.js';
+import { inRepo, repoRoot, stringOptions } from './args.js';
 
 export const BOOT_USAGE = 'usage: npm run bench -- boot [--runs N]   (N ≥ 1, default 10)';
 const DEFAULT_RUNS = 10;
@@ -23,12 +22,7 @@ const GUEST_DONE_LINE = 'hb done';
 /** This file runs as dist/bench/boot.js, two levels below the repository root. */
 
 export function parseBootArgs(argv: string[]): { runs: number } {
-  let values: { runs?: string | undefined };
-  try {
-    ({ values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options: { runs: { type: 'string' } } }));
-  } catch (e) {
-    throw new BenchUsageError(`${(e as Error).message.split('\n')[0]}; ${BOOT_USAGE}`);
-  }
+  const values = stringOptions(argv, ['runs'], BOOT_USAGE);
   const text = values.runs ?? String(DEFAULT_RUNS);
   if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > MAX_RUNS) {
     throw new BenchUsageError(`--runs must be a whole number from 1 to ${MAX_RUNS}, not "${text}"`);

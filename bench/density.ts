@@ -8,14 +8,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { ApiCallError, ApiClient } from '../src/cli/api-client.js';
-import { BenchRunError, BenchUsageError } from './errors.js';
+import { BenchRunError } from './errors.js';
 import { hostInfo } from './host.js';
 import { type ProcMemory, procCpuSeconds, procPss, procStatus } from './procfs.js';
 import { locateQemu, qemuVersion } from './qemu.js';
 import { round, summarize } from './stats.js';
-import { inRepo, memArg, repoRoot, wholeNumber } from './args.js';
+import { inRepo, memArg, repoRoot, wholeNumber, stringOptions } from './args.js';
 
 export const DENSITY_USAGE =
   'usage: npm run bench -- density [--vms N] [--mem SIZE] [--period-ms MS] [--concurrency C]   (N 1..500, default 100; SIZE 2M..1G, default 16M; MS 1..10000, default 100; C 1..16, default 4)';
@@ -44,15 +43,7 @@ const HB_LINE = /(?:^|\n)hb \d+ /;
 export interface DensityArgs { vms: number; memMib: number; periodMs: number; concurrency: number }
 
 export function parseDensityArgs(argv: string[]): DensityArgs {
-  let values: { vms?: string; mem?: string; 'period-ms'?: string; concurrency?: string };
-  try {
-    ({ values } = parseArgs({
-      args: argv, strict: true, allowPositionals: false,
-      options: { vms: { type: 'string' }, mem: { type: 'string' }, 'period-ms': { type: 'string' }, concurrency: { type: 'string' } },
-    }));
-  } catch (e) {
-    throw new BenchUsageError(`${(e as Error).message.split('\n')[0]}; ${DENSITY_USAGE}`);
-  }
+  const values = stringOptions(argv, ['vms', 'mem', 'period-ms', 'concurrency'], DENSITY_USAGE);
   const memMib = memArg(values.mem, DEFAULTS.memMib, MAX_MEM_MIB);
   return {
     vms: wholeNumber('vms', values.vms, DEFAULTS.vms, 1, MAX_VMS),
@@ -156,8 +147,6 @@ function describeApiError(e: unknown): string {
   if (e instanceof ApiCallError) return `HTTP ${e.status} ${e.code}: ${e.message}`;
   return (e as Error).message;
 }
-
-interface CreatePhase { t0: number; lastCreatedMs: number; createLatencyMs: number[]; createdAt: Map<string, number> }
 
 /** POSTs every VM with `concurrency` requests in flight; createdAt (ms after t0) is filled as each 201 arrives. Ends early on `stop`. */
 async function createAll(api: ApiClient, names: string[], a: DensityArgs, t0: number, createdAt: Map<string, number>, latency: number[],

@@ -7,8 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { inRepo, repoRoot, wholeNumber } from './args.js';
+import { inRepo, repoRoot, wholeNumber, stringOptions } from './args.js';
 import { type ChildSpec, describeEnd, timeChild } from './child.js';
 import { BenchRunError, BenchUsageError } from './errors.js';
 import { hostInfo } from './host.js';
@@ -38,18 +37,7 @@ type BlkMode = (typeof MODES)[number];
 export interface IoArgs { secs: number; runs: number; depth: number; window: number; diskMib: number; qemuCache: 'writeback' | 'none'; swaps: number }
 
 export function parseIoArgs(argv: string[]): IoArgs {
-  let values: Record<string, string | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv, strict: true, allowPositionals: false,
-      options: {
-        secs: { type: 'string' }, runs: { type: 'string' }, depth: { type: 'string' }, window: { type: 'string' },
-        'disk-mib': { type: 'string' }, 'qemu-cache': { type: 'string' }, swaps: { type: 'string' },
-      },
-    }));
-  } catch (e) {
-    throw new BenchUsageError(`${(e as Error).message.split('\n')[0]}; ${IO_USAGE}`);
-  }
+  const values = stringOptions(argv, ['secs', 'runs', 'depth', 'window', 'disk-mib', 'qemu-cache', 'swaps'], IO_USAGE);
   const qemuCache = values['qemu-cache'] ?? 'writeback';
   if (qemuCache !== 'writeback' && qemuCache !== 'none') throw new BenchUsageError(`--qemu-cache must be writeback or none, not "${qemuCache}"`);
   return {

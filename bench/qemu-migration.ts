@@ -12,14 +12,13 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { parseSizeMib } from '../src/cli/size.js';
 import { BenchRunError, BenchUsageError } from './errors.js';
 import { hostInfo } from './host.js';
 import { QmpClient } from './qmp.js';
 import { locateQemu, qemuVersion } from './qemu.js';
 import { percentile, round } from './stats.js';
-import { wholeNumber } from './args.js';
+import { wholeNumber, stringOptions } from './args.js';
 
 export const QEMU_MIGRATION_USAGE =
   'usage: npm run bench -- qemu-migration [--mem SIZE[,SIZE...]] [--runs N] [--period-us US]   (SIZE 2M..8G, default 256M; N 1..100, default 5; US 100..100000, default 1000)';
@@ -513,15 +512,7 @@ export async function measureQemuMigration(opts: QemuMigrationOptions): Promise<
 export interface QemuMigrationArgs { memMib: number[]; runs: number; periodUs: number }
 
 export function parseQemuMigrationArgs(argv: string[]): QemuMigrationArgs {
-  let values: { mem?: string; runs?: string; 'period-us'?: string };
-  try {
-    ({ values } = parseArgs({
-      args: argv, strict: true, allowPositionals: false,
-      options: { mem: { type: 'string' }, runs: { type: 'string' }, 'period-us': { type: 'string' } },
-    }));
-  } catch (e) {
-    throw new BenchUsageError(`${(e as Error).message.split('\n')[0]}; ${QEMU_MIGRATION_USAGE}`);
-  }
+  const values = stringOptions(argv, ['mem', 'runs', 'period-us'], QEMU_MIGRATION_USAGE);
   let memMib = DEFAULTS.memMib;
   if (values.mem !== undefined) {
     memMib = values.mem.split(',').map((part) => {

@@ -12,15 +12,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { ApiCallError, ApiClient } from '../src/cli/api-client.js';
 import type { SwapReportJson } from '../src/instance/swap-control.js';
-import { BenchRunError, BenchUsageError } from './errors.js';
+import { BenchRunError } from './errors.js';
 import { type Beat, gapWindow, parseBeats, parseStart } from './heartbeat-log.js';
 import { hostInfo } from './host.js';
 import { measureQemuMigration } from './qemu-migration.js';
 import { percentile, round } from './stats.js';
-import { inRepo, memArg, repoRoot, wholeNumber } from './args.js';
+import { inRepo, memArg, repoRoot, wholeNumber, stringOptions } from './args.js';
 
 export const SWAP_USAGE =
   'usage: npm run bench -- swap [--vms N] [--mem SIZE] [--period-us US] [--runs R]   (N 1..200, default 8; SIZE 2M..4G, default 64M; US 100..100000, default 1000 for N ≤ 2, 5000 up to 16, 50000 above (a 1 ms heartbeat VM costs ~23% of a CPU here, and during a swap each instance has one CPU); R 1..20, default 3)';
@@ -53,15 +52,7 @@ const TARGETS = { guestGapMsP50: 0.5, guestGapMsP99: 2, moveAndRetireMs64Vms: 10
 export interface SwapArgs { vms: number; memMib: number; periodUs: number; runs: number }
 
 export function parseSwapArgs(argv: string[]): SwapArgs {
-  let values: { vms?: string; mem?: string; 'period-us'?: string; runs?: string };
-  try {
-    ({ values } = parseArgs({
-      args: argv, strict: true, allowPositionals: false,
-      options: { vms: { type: 'string' }, mem: { type: 'string' }, 'period-us': { type: 'string' }, runs: { type: 'string' } },
-    }));
-  } catch (e) {
-    throw new BenchUsageError(`${(e as Error).message.split('\n')[0]}; ${SWAP_USAGE}`);
-  }
+  const values = stringOptions(argv, ['vms', 'mem', 'period-us', 'runs'], SWAP_USAGE);
   const memMib = memArg(values.mem, DEFAULTS.memMib, MAX_MEM_MIB);
   const vms = wholeNumber('vms', values.vms, DEFAULTS.vms, 1, MAX_VMS);
   return {
