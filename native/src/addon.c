@@ -135,6 +135,7 @@ static napi_value init(napi_env env, napi_value exports) {
   init_vcpu_thread(env, exports);
   init_watch(env, exports);
   init_checksum(env, exports);
+  init_pio_queue(env, exports);
   return exports;
 }
 

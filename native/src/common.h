@@ -55,3 +55,4 @@ void init_sock(napi_env env, napi_value exports);
 void init_vcpu_thread(napi_env env, napi_value exports);
 void init_watch(napi_env env, napi_value exports);
 void init_checksum(napi_env env, napi_value exports);
+void init_pio_queue(napi_env env, napi_value exports);

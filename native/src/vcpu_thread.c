@@ -6,6 +6,7 @@
  * makes the next KVM_RUN return EINTR at once. A pending kick is consumed with sigtimedwait
  * after each EINTR. Callers pair a kick with kvm_run.immediate_exit for a race-free pause. */
 #include "common.h"
+#include "pio_queue.h"
 #include <errno.h>
 #include <linux/kvm.h>
 #include <pthread.h>
@@ -36,17 +37,27 @@ struct vcpu_thread {
   int fast_port;
   int32_t *fast_value;
   napi_ref run_ref, value_ref;
+  /* Fast path: OUT exits to the queue's port (its KVM ring was full) go into the queue. */
+  struct pio_queue *queue;
+  napi_ref queue_ref;
   uint64_t fast_exits;
 };
 
-/* Answers the exit in the thread if it is the fast-path read; false: the JS thread must see it. */
+/* Answers the exit in the thread if it is a fast-path read or a queued write; false: the JS thread
+ * must see it. */
 static bool answer_fast(struct vcpu_thread *t) {
   struct kvm_run *r = t->run;
-  if (!r || t->fast_port < 0 || r->exit_reason != KVM_EXIT_IO) return false;
-  if (r->io.direction != KVM_EXIT_IO_IN || r->io.size != 1 || r->io.count != 1 || r->io.port != t->fast_port) return false;
-  int32_t v = __atomic_load_n(t->fast_value, __ATOMIC_ACQUIRE);
-  if (v < 0 || v > 0xff) return false;
-  ((uint8_t *)r)[r->io.data_offset] = (uint8_t)v;
+  if (!r || r->exit_reason != KVM_EXIT_IO || r->io.size != 1) return false;
+  /* INVARIANT: KVM puts the port data inside the kvm_run mapping (data_offset < its size). */
+  uint8_t *data = (uint8_t *)r + r->io.data_offset;
+  if (r->io.direction == KVM_EXIT_IO_OUT) {
+    if (!t->queue || !pio_queue_push(t->queue, r->io.port, data, r->io.count)) return false;
+  } else {
+    if (t->fast_port < 0 || r->io.count != 1 || r->io.port != t->fast_port) return false;
+    int32_t v = __atomic_load_n(t->fast_value, __ATOMIC_ACQUIRE);
+    if (v < 0 || v > 0xff) return false;
+    *data = (uint8_t)v;
+  }
   __atomic_add_fetch(&t->fast_exits, 1, __ATOMIC_RELAXED);
   return true;
 }
@@ -127,6 +138,7 @@ static void finalize_handle(napi_env env, void *data, void *hint) {
   if (!t->joined) return; /* leaked while running: never free memory the thread still uses */
   if (t->run_ref) napi_delete_reference(env, t->run_ref);
   if (t->value_ref) napi_delete_reference(env, t->value_ref);
+  if (t->queue_ref) napi_delete_reference(env, t->queue_ref);
   pthread_mutex_destroy(&t->mu);
   pthread_cond_destroy(&t->cv);
   free(t);
@@ -264,6 +276,21 @@ static napi_value js_set_fast_pio_in(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+/* vcpuThreadSetPioQueue(handle, queue): OUT exits to the queue's port that KVM's full ring sent
+ * here are queued by the thread. Call it after vcpuThreadSetFastPioIn (it needs the run mapping)
+ * and before the first vcpuThreadRun, once. */
+static napi_value js_set_pio_queue(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  struct vcpu_thread *t;
+  struct pio_queue *q;
+  if (!get_args(env, info, 2, argv) || !(t = get_handle(env, argv[0])) || !(q = pio_queue_from(env, argv[1])))
+    return throw_type(env, "vcpuThreadSetPioQueue(handle, queue)");
+  if (!t->run || t->queue) return throw_errno(env, "vcpuThreadSetPioQueue", t->run ? EBUSY : EINVAL);
+  NAPI_CALL(env, napi_create_reference(env, argv[1], 1, &t->queue_ref));
+  __atomic_store_n(&t->queue, q, __ATOMIC_RELEASE);
+  return make_undefined(env);
+}
+
 /* vcpuThreadFastExits(handle) -> exits answered in the thread so far. */
 static napi_value js_fast_exits(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -275,6 +302,7 @@ static napi_value js_fast_exits(napi_env env, napi_callback_info info) {
 void init_vcpu_thread(napi_env env, napi_value exports) {
   export_fn(env, exports, "vcpuThreadSetFastPioIn", js_set_fast_pio_in);
   export_fn(env, exports, "vcpuThreadFastExits", js_fast_exits);
+  export_fn(env, exports, "vcpuThreadSetPioQueue", js_set_pio_queue);
   export_fn(env, exports, "vcpuThreadCreate", js_create);
   export_fn(env, exports, "vcpuThreadRun", js_run);
   export_fn(env, exports, "vcpuThreadKick", js_kick);

@@ -5,7 +5,7 @@
 
 import type { Server } from 'node:http';
 import { existsSync, rmSync } from 'node:fs';
-import { RingPoller } from '../vmm/coalesced-ring.js';
+import { RingPoller } from '../vmm/console-poller.js';
 import { type ApiContext, closeApiServer, createApiServer, listenFd, listenUnix } from './api/server.js';
 import { validateVmConfig } from './api/validate.js';
 import { createLogger, type Logger } from './logger.js';

@@ -4,7 +4,7 @@
 
 import type { VcpuFault } from '../vmm/exits.js';
 import { Machine, type MachineExit } from '../vmm/machine.js';
-import type { RingPoller } from '../vmm/coalesced-ring.js';
+import type { RingPoller } from '../vmm/console-poller.js';
 import { InstanceError } from './errors.js';
 import type { PersistedRunState } from './state-dir.js';
 import { type VmConfig, machineConfigFor } from './vm-config.js';

@@ -16,6 +16,9 @@ export interface NativeError extends Error {
 /** An opaque handle to a libuv poll on an fd. */
 export type FdWatchHandle = { readonly __fdWatch: unique symbol };
 
+/** An opaque handle to a VM's native console output queue (native/src/pio_queue.c). */
+export type PioQueueHandle = { readonly __pioQueue: unique symbol };
+
 /** An opaque handle to a native vCPU thread. */
 export type VcpuThreadHandle = { readonly __vcpuThread: unique symbol };
 
@@ -63,6 +66,10 @@ export interface NativeAddon {
   vcpuThreadDestroy(handle: VcpuThreadHandle): void;
   vcpuThreadSetFastPioIn(handle: VcpuThreadHandle, run: Uint8Array, port: number, value: Int32Array): void;
   vcpuThreadFastExits(handle: VcpuThreadHandle): number;
+  vcpuThreadSetPioQueue(handle: VcpuThreadHandle, queue: PioQueueHandle): void;
+  pioQueueCreate(ringPage: Uint8Array, port: number, capacity: number): PioQueueHandle;
+  pioQueueTake(queue: PioQueueHandle): Uint8Array;
+  pioQueueStats(queue: PioQueueHandle): [queued: number, skipped: number];
   crc32c(buf: Uint8Array, crc: number): number;
 }
 

@@ -2,6 +2,7 @@
 // main thread. See native/src/vcpu_thread.c for the kick protocol.
 
 import { type VcpuThreadHandle, native } from './native.js';
+import type { PioQueue } from './pio-queue.js';
 
 /** Result of one KVM_RUN: 0 on an exit to handle, or a negative errno (-EINTR after a kick). */
 export type RunResult = number;
@@ -34,6 +35,12 @@ export class VcpuThread {
    * INVARIANT: `run` is this vCPU's kvm_run mapping and outlives the thread; the addon keeps both alive.
    */
   setFastPioIn(run: Uint8Array, port: number, value: Int32Array): void { native().vcpuThreadSetFastPioIn(this.live, run, port, value); }
+
+  /**
+   * From now on the thread itself queues 1-byte OUT exits to the queue's port (KVM's coalesced ring
+   * for it was full) while the queue has room. Once, after setFastPioIn and before run().
+   */
+  setPioQueue(queue: PioQueue): void { native().vcpuThreadSetPioQueue(this.live, queue.handle); }
 
   /** How many exits the thread answered by itself. */
   get fastExits(): number { return this.handle ? native().vcpuThreadFastExits(this.handle) : 0; }

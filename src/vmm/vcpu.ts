@@ -9,6 +9,7 @@ import * as abi from '../sys/kvm-abi.js';
 import type { VcpuFd } from '../sys/kvm.js';
 import { EINTR, EAGAIN, VcpuThread } from '../sys/vcpu-thread.js';
 import { setAffinity } from '../sys/affinity.js';
+import type { PioQueue } from '../sys/pio-queue.js';
 import { setPriority } from 'node:os';
 
 /** Nice value of vCPU threads; the main thread stays at 0. */
@@ -63,6 +64,9 @@ export class Vcpu {
 
   /** See VcpuThread.setFastPioIn: 1-byte reads of `port` answered from `value[0]` on the vCPU thread. */
   enableFastPioIn(port: number, value: Int32Array): void { this.thread.setFastPioIn(this.fd.run, port, value); }
+
+  /** See VcpuThread.setPioQueue: writes the full coalesced ring sent out go to `queue` on the vCPU thread. */
+  enablePioQueue(queue: PioQueue): void { this.thread.setPioQueue(queue); }
 
   /** Exits to userspace, those the vCPU thread answered by itself included. */
   get exitsTotal(): number { return this.counters.exits + (this.finalFastExits ?? this.thread.fastExits); }
