@@ -5,7 +5,6 @@
 
 import { execFile } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { setAffinity } from '../sys/affinity.js';
 import path from 'node:path';
 import { CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION } from '../state/envelope.js';
 import type { SwapHost } from './host.js';
@@ -41,12 +40,12 @@ export function splitCpus(cpus: readonly number[]): { aCpus: number[]; bCpus: nu
 
 /**
  * Asks the build at `cli` what it is (`swapvisor version --json`). The child is a whole Node start-up
- * (~50-90 ms of CPU): it is moved to `cpus` (the CPUs B will get) if given, so that it takes less CPU
- * time from the VMs that run on the others.
+ * (~50-90 ms of CPU): `startOn` puts it on the CPUs B will get, so that it takes no CPU time from
+ * the VMs that run on the others.
  */
-export function readBuildInfo(cli: string, timeoutMs = 15_000, cpus?: readonly number[]): Promise<BuildInfo> {
+export function readBuildInfo(cli: string, timeoutMs = 15_000, startOn: <T>(f: () => T) => T = (f) => f()): Promise<BuildInfo> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, [cli, 'version', '--json'], { timeout: timeoutMs }, (err, stdout, stderr) => {
+    startOn(() => execFile(process.execPath, [cli, 'version', '--json'], { timeout: timeoutMs }, (err, stdout, stderr) => {
       if (err) {
         reject(new SwapError('ERR_SWAP_TARGET', `the build at ${cli} does not run (${stderr.trim().split('\n')[0] ?? err.message}); run \`npm run setup\` in it`));
         return;
@@ -58,14 +57,7 @@ export function readBuildInfo(cli: string, timeoutMs = 15_000, cpus?: readonly n
       } catch (e) {
         reject(new SwapError('ERR_SWAP_TARGET', `the build at ${cli} printed no version information (${(e as Error).message}); is it a swapvisor build?`));
       }
-    });
-    if (cpus && child.pid !== undefined) {
-      try {
-        setAffinity(child.pid, cpus);
-      } catch {
-        // already gone: the callback reports how it ended
-      }
-    }
+    }));
   });
 }
 
@@ -94,7 +86,7 @@ export async function prepareBootInfo(host: SwapHost, targetDirInput: string): P
     throw new SwapError('ERR_SWAP_TARGET', `${targetDir} is not a built swapvisor (no bin/swapvisor.cjs or dist/swapvisor.cjs); run \`npm run setup\` there first`);
   }
   const { aCpus, bCpus } = splitCpus(opts.cpus);
-  const target = unchangedOwnBuild(host, targetDir) ?? await readBuildInfo(cli, undefined, bCpus);
+  const target = unchangedOwnBuild(host, targetDir) ?? await readBuildInfo(cli, undefined, (f) => host.partition.runOn(bCpus, f));
   if (!within(PROTOCOL_VERSION, target.protocol)) {
     throw new SwapError('ERR_SWAP_VERSION', `the build at ${targetDir} (version ${target.version}) speaks handover protocol ${target.protocol.join('-')}, this instance speaks ${PROTOCOL_VERSION}: swap through an adjacent version`);
   }

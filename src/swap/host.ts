@@ -22,6 +22,8 @@ export interface SwapPartition {
   readonly cpus: number[];
   shrink(cpus: readonly number[]): void;
   grow(cpus: readonly number[]): void;
+  /** Runs `f` with the calling thread on `cpus`, even outside the partition: what it spawns starts there. */
+  runOn<T>(cpus: readonly number[], f: () => T): T;
 }
 
 export interface SwapHost {

@@ -36,12 +36,14 @@ export interface LaunchedB {
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--no-opt'];
 
 
-export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; version: string; onSpawn?: (pid: number) => void }): Promise<LaunchedB> {
+/** @param opts.startOn runs the spawn with A's thread on B's CPUs (SwapPartition.runOn). */
+export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; version: string; startOn: <T>(f: () => T) => T; onSpawn?: (pid: number) => void }): Promise<LaunchedB> {
   const [mine, theirs] = SeqpacketSocket.pair();
-  const child = spawn(process.execPath, [
+  // B starts on its own CPUs: its Node start-up must not take CPU time from A's VMs.
+  const child = opts.startOn(() => spawn(process.execPath, [
     ...DAEMON_NODE_FLAGS, pkg.cli, 'daemon', 'receive', '--state-dir', opts.stateDir, '--cpus', pkg.bCpus.join(','),
     '--mem-budget', `${pkg.budgetMib}M`, '--handover-fd', '3',
-  ], { stdio: ['ignore', 'ignore', 'pipe', theirs.fd], detached: false });
+  ], { stdio: ['ignore', 'ignore', 'pipe', theirs.fd], detached: false }));
   theirs.close();
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-4000); });

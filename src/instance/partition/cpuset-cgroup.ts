@@ -158,6 +158,19 @@ export class CpusetCgroup {
     this.writeAt(this.path, 'cgroup.procs', String(pid), true);
   }
 
+  /** Moves one thread of this process into this cpuset (v1 `tasks`); its affinity becomes the cpuset's CPUs. */
+  attachThread(tid: number): void {
+    this.checkLive();
+    this.writeAt(this.path, 'tasks', String(tid), true);
+  }
+
+  /** Moves one thread out into the shared parent <root>/swapvisor/, widened first to allow `cpus`. */
+  detachThreadToParent(tid: number, cpus: readonly number[]): void {
+    this.checkLive();
+    this.ensureParent(normalizeCpus(cpus));
+    this.writeAt(path.dirname(this.path), 'tasks', String(tid), true);
+  }
+
   /** The CPUs of this cpuset, as the kernel reports them. */
   cpus(): number[] {
     return parseCpuList(readFileSync(path.join(this.path, `${this.prefix}cpus`), 'utf8'), { allowEmpty: true });

@@ -3,6 +3,8 @@
 // partition while the guest keeps printing. Every test destroys its partition in `finally`.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { getAffinity } from '../../sys/affinity.js';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Machine } from '../../vmm/machine.js';
@@ -152,6 +154,27 @@ describe('Partition', () => {
         assert.equal(exit.reason, 'stopped');
       }
       p.budget.release('p');
+      await p.destroy();
+    }
+  });
+
+  it('runOn spawns a process on CPUs outside its cpuset, and the calling thread comes back into the partition', { skip: !CPUSET_MOUNTED }, async () => {
+    const name = uniqueName('run-on');
+    const p = Partition.create({ name, cpus: [0], memBudgetMib: 64, useCgroup: 'required' });
+    try {
+      const child = p.runOn([1], () => spawn('sleep', ['5'], { stdio: 'ignore' }));
+      try {
+        assert.ok(child.pid !== undefined);
+        assert.deepEqual(getAffinity(child.pid!), [1], 'the child starts on CPU 1');
+        assert.ok(!procsOf(name).includes(child.pid!), 'the child is not in the partition\'s cpuset');
+      } finally {
+        child.kill('SIGKILL');
+      }
+      assert.deepEqual(threadCpusFromProc(process.pid), [0], 'the main thread is back on the partition\'s CPU');
+      assert.ok(procsOf(name).includes(process.pid));
+      assert.deepEqual(distinctAffinities(), ['0']);
+      assert.equal(p.runOn([0], () => 42), 42, 'inside the partition it only pins');
+    } finally {
       await p.destroy();
     }
   });

@@ -7,6 +7,7 @@ import { formatCpuList, isSubset, normalizeCpus, parseCpuList } from './cpu-list
 import { CPUSET_PARENT, CpusetCgroup, cpusetAvailable, cpusetOfProcess } from './cpuset-cgroup.js';
 import { MemoryBudget, type MemoryBudgetSnapshot } from './memory-budget.js';
 import { isOwnThread, listThreads, pinProcess, pinThreads, threadCpus } from './thread-pinning.js';
+import { currentTid, setAffinity, withThreadAffinity } from '../../sys/affinity.js';
 
 export type UseCgroup = 'auto' | 'required' | 'off';
 
@@ -145,6 +146,27 @@ export class Partition {
     this.pinAll();
     this.cgroup?.setCpus(next);
     this.pinAll();
+  }
+
+  /**
+   * Runs `f` with the calling thread on `cpus`, which may lie outside the partition (the CPUs it gave
+   * up for the next instance), then brings the thread back. A process spawned in `f` starts there,
+   * outside this partition's cpuset, and its fork runs there too: none of it lands on this
+   * partition's CPUs.
+   */
+  runOn<T>(cpus: readonly number[], f: () => T): T {
+    this.checkLive();
+    const tid = currentTid();
+    const leave = this.cgroup !== undefined && !isSubset(normalizeCpus(cpus), this.cpuSet);
+    // Ordering requirements: out of the cpuset before the affinity (it cannot reach outside it), and
+    // back in before re-pinning (attaching resets the affinity).
+    if (leave) this.cgroup!.detachThreadToParent(tid, cpus);
+    try {
+      return withThreadAffinity(cpus, f);
+    } finally {
+      if (leave) this.cgroup!.attachThread(tid);
+      setAffinity(tid, this.cpuSet);
+    }
   }
 
   /** Takes more CPUs: the new set must be a superset of the current one, and online. */
