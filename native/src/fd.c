@@ -65,6 +65,49 @@ static napi_value js_ioctl(napi_env env, napi_callback_info info) {
   return make_i32(env, r);
 }
 
+/* ioctlBatch(fds: Int32Array, requests: Uint32Array, buf: Uint8Array, offsets: Uint32Array,
+ *            lengths: Uint32Array, results: Int32Array) -> how many succeeded
+ * Runs ioctl(fds[i], requests[i], buf + offsets[i]) for each i in order, in one call from
+ * JavaScript: a VM's whole state is some twenty ioctls, and a hot swap's pause window pays for each
+ * crossing. results[i] gets the return value; at the first failure results[i] = -errno and the batch
+ * stops there. Each argument must lie inside `buf` and be at least the size the request encodes. */
+static napi_value js_ioctl_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  void *p[6];
+  size_t n[6];
+  napi_typedarray_type want[6] = { napi_int32_array, napi_uint32_array, napi_uint8_array, napi_uint32_array, napi_uint32_array, napi_int32_array };
+  if (!get_args(env, info, 6, argv)) return throw_type(env, "ioctlBatch(fds, requests, buf, offsets, lengths, results)");
+  for (int i = 0; i < 6; i++) {
+    napi_typedarray_type t;
+    bool is;
+    if (napi_is_typedarray(env, argv[i], &is) != napi_ok || !is ||
+        napi_get_typedarray_info(env, argv[i], &t, &n[i], &p[i], NULL, NULL) != napi_ok || t != want[i])
+      return throw_type(env, "ioctlBatch(fds: Int32Array, requests: Uint32Array, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, results: Int32Array)");
+  }
+  size_t count = n[0];
+  if (n[1] != count || n[3] != count || n[4] != count || n[5] != count) return throw_type(env, "ioctlBatch: the five arrays must have the same length");
+  const int32_t *fds = p[0];
+  const uint32_t *reqs = p[1], *offs = p[3], *lens = p[4];
+  int32_t *res = p[5];
+  uint8_t *buf = p[2];
+  for (size_t i = 0; i < count; i++) {
+    if ((size_t)offs[i] + lens[i] > n[2] || _IOC_SIZE(reqs[i]) > lens[i]) return throw_type(env, "ioctlBatch: an argument lies outside buf or is smaller than its request");
+  }
+  size_t done = 0;
+  for (; done < count; done++) {
+    int r;
+    do {
+      r = ioctl(fds[done], (unsigned long)reqs[done], buf + offs[done]);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      res[done] = -errno;
+      break;
+    }
+    res[done] = r;
+  }
+  return make_i32(env, (int32_t)done);
+}
+
 /* ioctlAsync(fd, request, buf, done(errno)): the ioctl on a libuv pool thread, for the few that
  * sleep in the kernel for milliseconds (KVM_SET_USER_MEMORY_REGION waits for an RCU grace period). */
 static int ioctl_run(struct async_call *c) {
@@ -303,6 +346,7 @@ void init_fd(napi_env env, napi_value exports) {
   export_fn(env, exports, "open", js_open);
   export_fn(env, exports, "close", js_close);
   export_fn(env, exports, "ioctl", js_ioctl);
+  export_fn(env, exports, "ioctlBatch", js_ioctl_batch);
   export_fn(env, exports, "ioctlAsync", js_ioctl_async);
   export_fn(env, exports, "read", js_read);
   export_fn(env, exports, "write", js_write);

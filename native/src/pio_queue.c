@@ -8,6 +8,9 @@
  * appends the exiting write, so a guest that only prints never waits for the JavaScript thread.
  * The JavaScript thread takes everything, in order, whenever it drains the console.
  *
+ * INVARIANT: the ring page stays mapped until pioQueueClose (Machine.release closes the queue
+ * before it closes the vCPU fd whose mapping holds the page).
+ *
  * INVARIANT: the only zone registered in the VM's ring is 1 byte wide at `port`, with pio set, so
  * every entry is a 1-byte write to `port`. An entry that is not is skipped and counted.
  * Reference: Documentation/virt/kvm/api.rst, KVM_REGISTER_COALESCED_MMIO. */
@@ -56,7 +59,7 @@ static bool drain_ring(struct pio_queue *q) {
 bool pio_queue_push(struct pio_queue *q, uint16_t port, const uint8_t *data, uint32_t n) {
   if (port != q->port) return false;
   pthread_mutex_lock(&q->mu);
-  bool ok = drain_ring(q) && q->cap - q->len >= n;
+  bool ok = q->ring && drain_ring(q) && q->cap - q->len >= n;
   if (ok) {
     for (uint32_t i = 0; i < n; i++) q->buf[(q->head + q->len + i) % q->cap] = data[i];
     q->len += n;
@@ -114,6 +117,12 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
   struct pio_queue *q;
   if (!get_args(env, info, 1, argv) || !(q = pio_queue_from(env, argv[0]))) return throw_type(env, "pioQueueTake(handle)");
   pthread_mutex_lock(&q->mu);
+  if (!q->ring) { /* closed: the ring page is gone; what was queued before the close was taken then */
+    pthread_mutex_unlock(&q->mu);
+    napi_value empty;
+    NAPI_CALL(env, napi_create_buffer(env, 0, NULL, &empty));
+    return empty;
+  }
   /* The ring can hold more than the free room; take it in rounds until it is empty. */
   uint32_t last = __atomic_load_n(&q->ring->last, __ATOMIC_ACQUIRE);
   uint32_t first = __atomic_load_n(&q->ring->first, __ATOMIC_RELAXED);
@@ -143,6 +152,19 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
   return sliced;
 }
 
+/* pioQueueClose(handle): forgets the ring page, which is about to be unmapped (its vCPU fd
+ * closes). Take what is queued first; afterwards take returns nothing and pushes fail. */
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  struct pio_queue *q;
+  if (!get_args(env, info, 1, argv) || !(q = pio_queue_from(env, argv[0]))) return throw_type(env, "pioQueueClose(handle)");
+  pthread_mutex_lock(&q->mu);
+  q->ring = NULL;
+  q->len = 0;
+  pthread_mutex_unlock(&q->mu);
+  return make_undefined(env);
+}
+
 /* pioQueueStats(handle) -> [queued bytes, skipped entries] */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   napi_value argv[1], arr;
@@ -161,4 +183,5 @@ void init_pio_queue(napi_env env, napi_value exports) {
   export_fn(env, exports, "pioQueueCreate", js_create);
   export_fn(env, exports, "pioQueueTake", js_take);
   export_fn(env, exports, "pioQueueStats", js_stats);
+  export_fn(env, exports, "pioQueueClose", js_close);
 }

@@ -8,7 +8,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { RingPoller } from '../vmm/console-poller.js';
 import { type ApiContext, closeApiServer, createApiServer, listenFd, listenUnix } from './api/server.js';
 import { validateVmConfig } from './api/validate.js';
-import { createLogger, type Logger } from './logger.js';
+import { createLogger, logUncaught, type Logger } from './logger.js';
 import { renderMetrics } from './metrics.js';
 import { packageVersion } from './package-info.js';
 import { Partition } from './partition/partition.js';
@@ -67,6 +67,7 @@ export class Daemon {
     const stateDir = new StateDir(options.stateDir);
     stateDir.acquire();
     const log = createLogger(stateDir.logPath, options.foreground);
+    logUncaught(log);
     let partition: Partition | undefined;
     try {
       const platform = loadPlatform(stateDir.dir, { cpus: options.cpus, memBudgetMib: options.memBudgetMib });

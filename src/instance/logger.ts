@@ -10,3 +10,14 @@ export function createLogger(logPath: string, foreground: boolean): Logger {
   const streams = foreground ? multistream([{ stream: file }, { stream: process.stdout }]) : file;
   return pino({ base: { pid: process.pid }, timestamp: stdTimeFunctions.isoTime }, streams);
 }
+
+/**
+ * Writes an error nothing caught to the log before the process ends: a daemon's stderr leads to
+ * the process that started it, which is gone by then.
+ */
+export function logUncaught(log: Logger): void {
+  process.once('uncaughtException', (e) => {
+    log.fatal({ err: e }, 'daemon.uncaught-error');
+    process.exit(70);
+  });
+}

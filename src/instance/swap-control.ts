@@ -13,6 +13,8 @@ import { packageRoot, packageVersion } from './package-info.js';
 import { encodedSliceFor } from './platform-view.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { sweepStaleCpusets } from './partition/cpuset-cgroup.js';
+import { rehearsePauseWindow } from '../swap/rehearse.js';
+import { guestKitPath } from './guest-kit.js';
 
 export type SwapReportJson = ReturnType<SwapReport['toJSON']>;
 
@@ -98,6 +100,9 @@ export class SwapControl {
       runningVms: () => registry.list().filter((v) => v.running !== undefined),
       forgetMoved: (name) => registry.forgetMoved(name),
       retirementFds: () => ({ apiListenFd: this.daemon.listenFd(), lockFd: stateDir.lockFd }),
+      rehearsePauseWindow: async () => {
+        await rehearsePauseWindow(new Uint8Array(readFileSync(guestKitPath('heartbeat'))));
+      },
       cleanUpAfterB: () => {
         const removed = sweepStaleCpusets();
         if (removed.length > 0) log.info({ removed }, 'swap.cleaned-up-after-b');

@@ -17,13 +17,14 @@ import { faultArmed, crashNow } from '../swap/faults.js';
 import { HotLoop } from '../swap/hot-loop.js';
 import { SwapJournal } from '../swap/journal.js';
 import { FEATURES, MessageType, PROTOCOL_VERSION, PROTOCOL_WINDOW, int, range, str } from '../swap/protocol.js';
-import { CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION } from '../state/envelope.js';
+import { COMPAT_FORMAT_VERSION, CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION, newestCommonFormat } from '../state/envelope.js';
 import { Machine, type MachineExit } from '../vmm/machine.js';
 import { MiB } from '../memory/gpa.js';
 import { validateVmConfig } from './api/validate.js';
 import { Daemon, newRegistry } from './daemon.js';
 import { guestKitPath } from './guest-kit.js';
-import { createLogger, type Logger } from './logger.js';
+import { rehearsePauseWindow } from '../swap/rehearse.js';
+import { createLogger, logUncaught, type Logger } from './logger.js';
 import { packageVersion } from './package-info.js';
 import { Partition } from './partition/partition.js';
 import { loadPlatform, platformFromBytes } from './platform-view.js';
@@ -53,9 +54,6 @@ interface Shell {
 const HELLO_TIMEOUT_MS = 10_000;
 /** How long B's loop stays hot after resuming a VM, for the guest's first exits (see hot-loop.ts). */
 const POST_RESUME_HOT_MS = 50;
-const PROBE_TIMEOUT_MS = 10_000;
-/** Rounds of save, encode, decode and restore the health check runs to warm the pause window's code. */
-const WARM_ROUNDS = 20;
 
 /** Boots the guest kit's heartbeat for one tick on this host's /dev/kvm: B can run VMs. */
 async function healthCheck(): Promise<{ healthy: boolean; reason?: string; ms: number }> {
@@ -64,22 +62,9 @@ async function healthCheck(): Promise<{ healthy: boolean; reason?: string; ms: n
   // Compiling the API's validators takes ~150 ms the first time: do it now, not with a VM paused.
   validateVmConfig({ name: 'swap-probe', guest: 'heartbeat', memMib: 4 });
   try {
-    const kernel = new Uint8Array(readFileSync(guestKitPath('heartbeat')));
-    const probe = Machine.create({ name: 'swap-probe', kernel, cmdline: 'count=3 period_us=1000', memSizeMib: 4, vcpus: 1, prefault: 'now' }, { write: () => {} });
-    probe.start();
-    const timer = setTimeout(() => void probe.stop(), PROBE_TIMEOUT_MS);
-    // Exercise the pause window's code once (save, encode, decode, restore into the same VM), so
-    // it is compiled before the first real VM arrives; and prove that it works on this host.
-    await new Promise((r) => setTimeout(r, 1));
-    if (probe.state === 'running') {
-      await probe.pause();
-      // Many rounds, not one: the first few runs of this code in a new process are several
-      // milliseconds slower (compilation, heap growth), and this instance will also be an A one day.
-      for (let i = 0; i < WARM_ROUNDS; i++) probe.restoreState(decodeVmState(encodeVmState({ name: 'swap-probe', memMib: 4 }, probe.saveState())).state);
-      probe.resume();
-    }
-    const exit = await probe.exited;
-    clearTimeout(timer);
+    // The probe also rehearses the pause window, so its code is compiled before the first real VM
+    // arrives; and it proves that save and restore work on this host.
+    const exit = await rehearsePauseWindow(new Uint8Array(readFileSync(guestKitPath('heartbeat'))));
     const ok = exit.reason === 'guest-exit' && exit.status === 0;
     return { healthy: ok, reason: ok ? undefined : `the probe guest ended with ${JSON.stringify(exit)}`, ms: performance.now() - t0 };
   } catch (e) {
@@ -109,6 +94,8 @@ export class SwapReceiver {
   }
   private daemon: Daemon | undefined;
   private aPid = 0;
+  /** The state format A reads back (a VM returned on rollback). */
+  private aStateFormat = COMPAT_FORMAT_VERSION;
   /** A's CPUs and B's together: what B grows to once A is gone. */
   private allCpus: number[] = [];
   private journal: SwapJournal | undefined;
@@ -133,10 +120,16 @@ export class SwapReceiver {
     if (PROTOCOL_VERSION < plo || PROTOCOL_VERSION > phi) throw new Error(`A speaks handover protocol ${plo}-${phi}, this build ${PROTOCOL_VERSION}`);
     const stateDir = new StateDir(opts.stateDir);
     const log = createLogger(stateDir.logPath, false);
+    logUncaught(log);
     const partition = Partition.create({ name: `swapvisord-${process.pid}`, cpus: opts.cpus, memBudgetMib: opts.memBudgetMib });
     const registry = newRegistry(stateDir, partition, log);
     const r = new SwapReceiver(opts, channel, stateDir, log, partition, registry);
     r.aPid = int(hello, 'pid');
+    // What A reads, for a VM given back on rollback: its HELLO says (all versions send it).
+    const aFormats = hello.body['stateFormat'];
+    if (Array.isArray(aFormats) && aFormats.length === 2 && aFormats.every((v) => Number.isInteger(v))) {
+      r.aStateFormat = newestCommonFormat([aFormats[0] as number, aFormats[1] as number]) ?? COMPAT_FORMAT_VERSION;
+    }
     const aCpus = hello.body['cpus'];
     if (Array.isArray(aCpus) && aCpus.every((c) => Number.isInteger(c))) r.allCpus = [...new Set([...(aCpus as number[]), ...opts.cpus])].sort((a, b) => a - b);
     const platform = platformFromBytes(hello.blob, { cpus: opts.cpus, memBudgetMib: opts.memBudgetMib });
@@ -334,7 +327,7 @@ export class SwapReceiver {
       if (!machine) throw new Error(`${name} is not running here`);
       await machine.pause();
       vm.console.flush();
-      this.channel.send(MessageType.VmState, { name }, { blob: encodeVmState({ name, memMib: vm.config.memMib }, machine.saveState()) });
+      this.channel.send(MessageType.VmState, { name }, { blob: encodeVmState({ name, memMib: vm.config.memMib }, machine.saveState(), this.aStateFormat) });
       this.pendingReturns.set(name, vm);
     } catch (e) {
       this.fail(name, e);

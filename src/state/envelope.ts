@@ -7,6 +7,7 @@ import { crc32c } from './crc32c.js';
 import { StateFormatError } from './errors.js';
 import { type StateTree, treeFromJson, treeToJson } from './tree.js';
 import { decodeUtf8, encodeUtf8 } from './utf8.js';
+import { decodeBinaryTree, encodeBinaryTree } from './binary-tree.js';
 
 /** What an envelope holds. Numeric, with 0 = Invalid so a zeroed header is never valid. Values are forever. */
 export enum StateKind {
@@ -21,10 +22,24 @@ const KNOWN_KINDS: ReadonlySet<number> = new Set([StateKind.PlatformRecord, Stat
 
 /** ASCII "SWAPVSR\0". */
 export const STATE_MAGIC: Uint8Array = new Uint8Array([0x53, 0x57, 0x41, 0x50, 0x56, 0x53, 0x52, 0x00]);
-/** The format this build writes. */
-export const CURRENT_FORMAT_VERSION = 1;
-/** The oldest format this build still reads. Raise it only after no supported peer writes older ones. */
-export const MIN_READABLE_FORMAT_VERSION = 1;
+/**
+ * The newest format this build reads and writes. Format 1: the payload is JSON, blobs in base64.
+ * Format 2: the same content in binary (binary-tree.ts), blobs as they are.
+ */
+export const CURRENT_FORMAT_VERSION: number = 2;
+/** The oldest format this build still reads and writes. Raise it only after no supported peer writes older ones. */
+export const MIN_READABLE_FORMAT_VERSION: number = 1;
+/**
+ * What this build writes unless it knows its reader takes newer: records, definitions and the
+ * handover's first message go to readers whose window is not known yet, possibly the previous version.
+ */
+export const COMPAT_FORMAT_VERSION: number = 1;
+
+/** The newest format both this build and a peer reading `peer` [lo, hi] know; undefined if none. */
+export function newestCommonFormat(peer: readonly [number, number]): number | undefined {
+  const v = Math.min(CURRENT_FORMAT_VERSION, peer[1]);
+  return v >= Math.max(MIN_READABLE_FORMAT_VERSION, peer[0]) ? v : undefined;
+}
 /** Flag bits this build understands (none yet); any other bit means a newer writer. */
 const KNOWN_FLAGS = 0;
 
@@ -37,7 +52,8 @@ const KNOWN_FLAGS = 0;
 //   16      8      u64 payload length in bytes
 //   24      4      u32 CRC-32C (Castagnoli) of the payload
 //   28      4      u32 reserved, written as 0 and ignored on read
-//   32      n      payload: UTF-8 JSON of { "sections": { <id>: { "v": n, "f": { ... } } } }
+//   32      n      payload: format 1: UTF-8 JSON of { "sections": { <id>: { "v": n, "f": { ... } } } }
+//                           format 2: the same sections in binary; see binary-tree.ts
 export const ENVELOPE_HEADER_BYTES = 32;
 
 /** Default cap on a whole envelope; a platform record with DMI blobs stays far below it. */
@@ -62,13 +78,16 @@ export function readableVersionsText(): string {
     : `format versions ${MIN_READABLE_FORMAT_VERSION}..${CURRENT_FORMAT_VERSION}`;
 }
 
-export function encodeEnvelope(kind: StateKind, content: StateTree): Uint8Array {
+export function encodeEnvelope(kind: StateKind, content: StateTree, formatVersion = COMPAT_FORMAT_VERSION): Uint8Array {
   if (!KNOWN_KINDS.has(kind)) throw new StateFormatError('ERR_STATE_KIND', `cannot write state of kind ${kind}; use a StateKind other than Invalid`);
-  const payload = encodeUtf8(JSON.stringify(treeToJson(content)));
+  if (!Number.isInteger(formatVersion) || formatVersion < MIN_READABLE_FORMAT_VERSION || formatVersion > CURRENT_FORMAT_VERSION) {
+    throw new StateFormatError('ERR_STATE_VERSION', `cannot write state format ${formatVersion}; this build writes ${readableVersionsText()}`);
+  }
+  const payload = formatVersion === 1 ? encodeUtf8(JSON.stringify(treeToJson(content))) : encodeBinaryTree(content);
   const out = new Uint8Array(ENVELOPE_HEADER_BYTES + payload.length);
   const v = new DataView(out.buffer);
   out.set(STATE_MAGIC, 0);
-  v.setUint16(8, CURRENT_FORMAT_VERSION, true);
+  v.setUint16(8, formatVersion, true);
   v.setUint16(10, kind, true);
   v.setUint32(12, 0, true);
   v.setBigUint64(16, BigInt(payload.length), true);
@@ -133,6 +152,8 @@ export function decodeEnvelope(bytes: Uint8Array, opts: DecodeEnvelopeOptions): 
   if (stored !== actual) {
     throw new StateFormatError('ERR_STATE_CHECKSUM', `state checksum mismatch (stored 0x${stored.toString(16)}, computed 0x${actual.toString(16)}): the bytes were damaged after writing; restore them from the source or capture them again`);
   }
+  const version = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint16(8, true);
+  if (version >= 2) return { kind: opts.expectKind, formatVersion: version, content: decodeBinaryTree(payload) };
   const text = decodeUtf8(payload);
   if (text === null) throw new StateFormatError('ERR_STATE_CONTENT', 'state payload is not valid UTF-8 although its checksum matches: it was written by a broken writer; capture it again');
   let json: unknown;
@@ -141,6 +162,5 @@ export function decodeEnvelope(bytes: Uint8Array, opts: DecodeEnvelopeOptions): 
   } catch (e) {
     throw new StateFormatError('ERR_STATE_CONTENT', 'state payload is not valid JSON although its checksum matches: it was written by a broken writer; capture it again', { cause: e });
   }
-  const version = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint16(8, true);
   return { kind: opts.expectKind, formatVersion: version, content: treeFromJson(json) };
 }

@@ -4,8 +4,8 @@
 export { decodeBase64, encodeBase64 } from './base64.js';
 export { crc32c } from './crc32c.js';
 export {
-  CURRENT_FORMAT_VERSION, DEFAULT_MAX_STATE_BYTES, type DecodeEnvelopeOptions, type DecodedEnvelope, ENVELOPE_HEADER_BYTES,
-  MIN_READABLE_FORMAT_VERSION, STATE_MAGIC, StateKind, decodeEnvelope, encodeEnvelope, readableVersionsText,
+  COMPAT_FORMAT_VERSION, CURRENT_FORMAT_VERSION, DEFAULT_MAX_STATE_BYTES, type DecodeEnvelopeOptions, type DecodedEnvelope, ENVELOPE_HEADER_BYTES,
+  MIN_READABLE_FORMAT_VERSION, STATE_MAGIC, StateKind, decodeEnvelope, encodeEnvelope, newestCommonFormat, readableVersionsText,
 } from './envelope.js';
 export { StateFormatError, type StateFormatErrorCode } from './errors.js';
 export { FieldReader, SectionReader, readSection, unknownSections } from './section-reader.js';

@@ -4,7 +4,9 @@
 //
 // Sections (each with its own version; readers skip unknown sections and fields):
 //   vm                      name, vcpuCount, memMib
-//   vcpus/<id>              mpState, regs, sregs, xsave, xcrs, lapic, events, debugregs (blobs), msrs
+//   vcpus/<id>              mpState, regs, sregs, xsave, xcrs, lapic, events, debugregs (blobs), msrs:
+//                           v1 (written in format 1) a list of { index, data: "0x<hex>" }; v2 (format 2)
+//                           one blob of struct kvm_msr_entry: u32 index | u32 reserved | u64 data
 //   irqchip/pic-master, irqchip/pic-slave, irqchip/ioapic     kvm_irqchip blob
 //   pit                     kvm_pit_state2 blob
 //   clock                   kvm_clock_data blob (taken at the pause)
@@ -16,7 +18,7 @@ import type { CmosRtcState } from '../devices/legacy/cmos-rtc.js';
 import type { DebugExitState } from '../devices/legacy/debug-exit.js';
 import type { I8042State } from '../devices/legacy/i8042.js';
 import type { Serial16550State } from '../devices/legacy/serial-16550.js';
-import { StateKind, decodeEnvelope, encodeEnvelope } from './envelope.js';
+import { COMPAT_FORMAT_VERSION, StateKind, decodeEnvelope, encodeEnvelope } from './envelope.js';
 import { StateFormatError } from './errors.js';
 import { readSection } from './section-reader.js';
 import type { StateObject, StateSection, StateTree } from './tree.js';
@@ -114,8 +116,31 @@ function checkWritable(id: VmStateIdentity, s: VmStateData): void {
   }
 }
 
-/** Encodes a VM's state; throws a StateFormatError for state decodeVmState would refuse. */
-export function encodeVmState(id: VmStateIdentity, s: VmStateData): Uint8Array {
+const MSR_ENTRY_BYTES = 16;
+
+function msrsToBlob(msrs: ReadonlyArray<{ index: number; data: bigint }>): Uint8Array {
+  const out = new Uint8Array(msrs.length * MSR_ENTRY_BYTES);
+  const dv = new DataView(out.buffer);
+  msrs.forEach((m, i) => {
+    dv.setUint32(i * MSR_ENTRY_BYTES, m.index, true);
+    dv.setBigUint64(i * MSR_ENTRY_BYTES + 8, m.data, true);
+  });
+  return out;
+}
+
+function msrsFromBlob(b: Uint8Array, sid: string): Array<{ index: number; data: bigint }> {
+  if (b.byteLength % MSR_ENTRY_BYTES !== 0) bad(`${sid} has ${b.byteLength} bytes of MSRs, not a multiple of ${MSR_ENTRY_BYTES}`);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const out: Array<{ index: number; data: bigint }> = [];
+  for (let o = 0; o < b.byteLength; o += MSR_ENTRY_BYTES) out.push({ index: dv.getUint32(o, true), data: dv.getBigUint64(o + 8, true) });
+  return out;
+}
+
+/**
+ * Encodes a VM's state in `formatVersion` (the newest the reader takes; see newestCommonFormat);
+ * throws a StateFormatError for state decodeVmState would refuse.
+ */
+export function encodeVmState(id: VmStateIdentity, s: VmStateData, formatVersion = COMPAT_FORMAT_VERSION): Uint8Array {
   checkWritable(id, s);
   const sections: Record<string, StateSection> = {
     vm: section(1, { name: id.name, memMib: id.memMib, vcpuCount: s.kvm.vcpus.length }),
@@ -123,12 +148,13 @@ export function encodeVmState(id: VmStateIdentity, s: VmStateData): Uint8Array {
     clock: section(1, { kvm: s.kvm.clock }),
   };
   IRQCHIPS.forEach((sid, i) => { sections[sid] = section(1, { kvm: s.kvm.irqchip[i]! }); });
+  const binary = formatVersion >= 2;
   for (const c of s.kvm.vcpus) {
-    sections[`vcpus/${c.id}`] = section(1, {
+    sections[`vcpus/${c.id}`] = section(binary ? 2 : 1, {
       mpState: c.mpState, regs: c.regs, sregs: c.sregs, xsave: c.xsave, xcrs: c.xcrs, lapic: c.lapic,
       events: c.events, debugregs: c.debugregs,
-      // MSR values are 64-bit: hex strings, so no precision is lost in JSON.
-      msrs: c.msrs.map((m) => ({ index: m.index, data: `0x${m.data.toString(16)}` })),
+      // MSR values are 64-bit: in JSON hex strings, so no precision is lost.
+      msrs: binary ? msrsToBlob(c.msrs) : c.msrs.map((m) => ({ index: m.index, data: `0x${m.data.toString(16)}` })),
     });
   }
   for (const [sid, key] of DEVICES) sections[sid] = section(1, s.devices[key] as unknown as StateObject);
@@ -136,7 +162,7 @@ export function encodeVmState(id: VmStateIdentity, s: VmStateData): Uint8Array {
     if (!/^[A-Za-z0-9._-]{1,32}$/.test(id)) unwritable(`virtio device id "${id}" is not valid`);
     sections[VIRTIO_SECTION_PREFIX + id] = section(1, { kind: d.kind, slot: d.slot, transport: d.transport as StateObject });
   }
-  const bytes = encodeEnvelope(StateKind.VmState, { sections });
+  const bytes = encodeEnvelope(StateKind.VmState, { sections }, formatVersion);
   if (bytes.byteLength > MAX_VM_STATE_BYTES) {
     throw new StateFormatError('ERR_STATE_OVERSIZED', `VM state: ${bytes.byteLength} bytes is over the ${MAX_VM_STATE_BYTES} the next instance accepts; refusing to write it`);
   }
@@ -175,7 +201,9 @@ export function decodeVmState(bytes: Uint8Array): { id: VmStateIdentity; state: 
   for (let id = 0; id < vcpuCount; id++) {
     const sid = `vcpus/${id}`;
     const c = need(tree, sid);
-    const msrs = c.objects('msrs').map((m) => {
+    // v2 sections carry the MSRs as one blob, v1 sections as a list: the field's type says which.
+    const rawMsrs = tree.sections[sid]!.f['msrs'];
+    const msrs = rawMsrs instanceof Uint8Array ? msrsFromBlob(rawMsrs, sid) : c.objects('msrs').map((m) => {
       const data = m.string('data', '');
       if (!/^0x[0-9a-f]{1,16}$/.test(data)) bad(`${sid} has an MSR value "${data}" that is not a 64-bit hex number`);
       const index = m.number('index', -1);

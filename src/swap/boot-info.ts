@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION } from '../state/envelope.js';
+import { CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION, newestCommonFormat } from '../state/envelope.js';
 import type { SwapHost } from './host.js';
 import { PROTOCOL_VERSION, PROTOCOL_WINDOW } from './protocol.js';
 import { SwapError } from './swap-error.js';
@@ -90,8 +90,8 @@ export async function prepareBootInfo(host: SwapHost, targetDirInput: string): P
   if (!within(PROTOCOL_VERSION, target.protocol)) {
     throw new SwapError('ERR_SWAP_VERSION', `the build at ${targetDir} (version ${target.version}) speaks handover protocol ${target.protocol.join('-')}, this instance speaks ${PROTOCOL_VERSION}: swap through an adjacent version`);
   }
-  if (!within(CURRENT_FORMAT_VERSION, target.stateFormat)) {
-    throw new SwapError('ERR_SWAP_VERSION', `the build at ${targetDir} (version ${target.version}) reads state formats ${target.stateFormat.join('-')}, this instance writes ${CURRENT_FORMAT_VERSION}: swap through an adjacent version`);
+  if (newestCommonFormat(target.stateFormat) === undefined) {
+    throw new SwapError('ERR_SWAP_VERSION', `the build at ${targetDir} (version ${target.version}) reads state formats ${target.stateFormat.join('-')}, this instance writes ${MIN_READABLE_FORMAT_VERSION}-${CURRENT_FORMAT_VERSION}: swap through an adjacent version`);
   }
   const platformSlice = host.platformSliceFor(bCpus, opts.budgetMib);
   return { targetDir, cli, target, aCpus, bCpus, budgetMib: opts.budgetMib, platformSlice };

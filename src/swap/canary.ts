@@ -10,6 +10,7 @@
 // a millisecond per few MiB here), and the canary costs the clone's RAM once, while it runs.
 
 import { encodeVmState } from '../state/vm-state.js';
+import { COMPAT_FORMAT_VERSION } from '../state/envelope.js';
 import type { HandoverChannel, Received } from './channel.js';
 import type { MovableVm } from './host.js';
 import type { SwapJournal } from './journal.js';
@@ -30,7 +31,7 @@ export interface CanaryResult {
   pauseUs: number;
 }
 
-export async function runCanary(channel: HandoverChannel, vm: MovableVm, opts: CanaryOptions, journal: SwapJournal): Promise<CanaryResult> {
+export async function runCanary(channel: HandoverChannel, vm: MovableVm, opts: CanaryOptions, journal: SwapJournal, stateFormat = COMPAT_FORMAT_VERSION): Promise<CanaryResult> {
   const m = vm.running;
   if (!m) throw new SwapError('ERR_SWAP_CANARY', `canary VM ${vm.name} is not running`);
   journal.write('canary.start', { vm: vm.name });
@@ -38,7 +39,7 @@ export async function runCanary(channel: HandoverChannel, vm: MovableVm, opts: C
   const t0 = process.hrtime.bigint();
   await m.pause();
   try {
-    const blob = encodeVmState({ name: vm.name, memMib: vm.config.memMib }, m.saveState());
+    const blob = encodeVmState({ name: vm.name, memMib: vm.config.memMib }, m.saveState(), stateFormat);
     channel.send(MessageType.CanaryStart, { name: vm.name, config: vm.config, secs: opts.secs, pattern: opts.pattern ?? null }, { blob, fds: [m.memory.memfd.fd] });
     await channel.waitFor(`the canary copy of ${vm.name}`, (r) => (r.type === MessageType.CanaryMapped || r.type === MessageType.CanaryResult) && r.body['name'] === vm.name, 30_000)
       .then((r) => { if (r.type === MessageType.CanaryResult) early = r; });

@@ -4,7 +4,7 @@
 // accepts. A keeps serving its API and running its VMs meanwhile.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION } from '../state/envelope.js';
+import { CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION, newestCommonFormat } from '../state/envelope.js';
 import { SeqpacketSocket } from '../sys/seqpacket.js';
 import type { LaunchPackage } from './boot-info.js';
 import { HandoverChannel } from './channel.js';
@@ -21,6 +21,8 @@ export interface LaunchedB {
   channel: HandoverChannel;
   version: string;
   healthMs: number;
+  /** The state format A writes for B: the newest both read (format 2 from this version on). */
+  stateFormat: number;
   /** The optional messages B understands. */
   features: ReadonlySet<string>;
   /** Rejects as soon as B exits. */
@@ -76,7 +78,8 @@ export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; vers
   }
   if (ready.body['healthy'] !== true) await fail(`the new instance failed its health check: ${String(ready.body['reason'] ?? 'no reason given')}`);
   const [lo, hi] = range(ready, 'stateFormat');
-  if (CURRENT_FORMAT_VERSION < lo || CURRENT_FORMAT_VERSION > hi) await fail(`the new instance reads state formats ${lo}-${hi}, not ${CURRENT_FORMAT_VERSION}`);
+  const stateFormat = newestCommonFormat([lo, hi]);
+  if (stateFormat === undefined) await fail(`the new instance reads state formats ${lo}-${hi}, this one writes ${MIN_READABLE_FORMAT_VERSION}-${CURRENT_FORMAT_VERSION}`);
   const features = Array.isArray(ready.body['features']) ? (ready.body['features'] as unknown[]).filter((f): f is string => typeof f === 'string') : [];
-  return { child, pid: child.pid!, channel, version: str(ready, 'version'), healthMs: int(ready, 'healthMs'), features: new Set(features), exited };
+  return { child, pid: child.pid!, channel, version: str(ready, 'version'), healthMs: int(ready, 'healthMs'), stateFormat: stateFormat!, features: new Set(features), exited };
 }

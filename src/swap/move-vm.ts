@@ -5,6 +5,7 @@
 // A failure before B says "running" leaves the VM in A, resumed; a VM running in B belongs to B.
 
 import { decodeVmState, encodeVmState } from '../state/vm-state.js';
+import { COMPAT_FORMAT_VERSION } from '../state/envelope.js';
 import type { MovableVm } from './host.js';
 import type { HandoverChannel, Received } from './channel.js';
 import { faultArmed } from './faults.js';
@@ -28,7 +29,7 @@ export interface VmMove {
    * saving and encoding the state, A sending it, the message reaching B's event loop, B decoding
    * and restoring it. B's parts are absent when B does not report them (older versions).
    */
-  pauseStepsUs?: { vcpuStop: number; saveEncode: number; send: number; transfer?: number; decode?: number; restore?: number };
+  pauseStepsUs?: { vcpuStop: number; save: number; encode: number; saveEncode: number; send: number; transfer?: number; decode?: number; restore?: number };
   stateBytes: number;
   pausedAtNs: string;
   resumedAtNs: string;
@@ -68,7 +69,7 @@ export class MoveFailure extends SwapError {
  * Pauses the VM in A, sends its state, and waits for B to run it. On a clear refusal from B the VM
  * is resumed here before this throws; when B went silent the caller must stop B before resuming.
  */
-export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: SwapJournal, shellMs: number, hot: HotLoop, features: ReadonlySet<string> = new Set()): Promise<VmMove> {
+export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: SwapJournal, shellMs: number, hot: HotLoop, features: ReadonlySet<string> = new Set(), stateFormat = COMPAT_FORMAT_VERSION): Promise<VmMove> {
   const m = vm.running;
   if (!m) throw new MoveFailure(`VM ${vm.name} is not running`, false);
   // Both loops stay hot only around this VM's pause window: an idle CPU here is a halted vCPU of
@@ -76,7 +77,7 @@ export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: S
   const hold = { release: hot.holdFor(MOVE_TIMEOUT_MS) };
   const release = (): void => hold.release();
   try {
-    const move = await pauseAndSend(channel, vm, m, journal, shellMs, features.has('imminent'), () => {
+    const move = await pauseAndSend(channel, vm, m, journal, shellMs, features.has('imminent'), stateFormat, () => {
       // The vCPU threads share this instance's CPU at a lower priority: a spinning loop would keep
       // them from answering the pause kick. Cool down while they stop, then spin again.
       hold.release();
@@ -101,7 +102,7 @@ export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: S
   }
 }
 
-async function pauseAndSend(channel: HandoverChannel, vm: MovableVm, m: NonNullable<MovableVm['running']>, journal: SwapJournal, shellMs: number, imminent: boolean, coolForPause: () => () => void): Promise<VmMove> {
+async function pauseAndSend(channel: HandoverChannel, vm: MovableVm, m: NonNullable<MovableVm['running']>, journal: SwapJournal, shellMs: number, imminent: boolean, stateFormat: number, coolForPause: () => () => void): Promise<VmMove> {
   if (imminent) {
     channel.send(MessageType.Imminent, { name: vm.name });
     // Waking B's idle CPU costs milliseconds here: pay for it while the VM still runs, not while paused.
@@ -112,14 +113,17 @@ async function pauseAndSend(channel: HandoverChannel, vm: MovableVm, m: NonNulla
   await m.pause();
   reheat();
   const pausedAtNs = process.hrtime.bigint();
-  journal.write('vm.paused', { vm: vm.name }, false);
   vm.console.flush();
   vm.vconsole?.flush();
-  let blob = encodeVmState({ name: vm.name, memMib: vm.config.memMib }, m.saveState());
+  const snapshot = m.saveState();
+  const savedAtNs = process.hrtime.bigint();
+  let blob = encodeVmState({ name: vm.name, memMib: vm.config.memMib }, snapshot, stateFormat);
   if (faultArmed('corrupt-state')) blob = Uint8Array.from(blob, (b, i) => (i === Math.floor(blob.length / 2) ? b ^ 0xff : b));
   if (faultArmed('truncate-state')) blob = blob.subarray(0, blob.length - 100);
   const encodedAtNs = process.hrtime.bigint();
-  journal.write('vm.state-sent', { vm: vm.name, bytes: blob.byteLength }, false);
+  // The one journal line of the window (no fsync: that costs milliseconds here; the next durable
+  // line makes it durable too), written ahead of the send.
+  journal.write('vm.state-sent', { vm: vm.name, bytes: blob.byteLength, pausedAtNs: pausedAtNs.toString() }, false);
   let reply: Received;
   let sentAtNs = 0n;
   try {
@@ -144,7 +148,8 @@ async function pauseAndSend(channel: HandoverChannel, vm: MovableVm, m: NonNulla
     name: vm.name, shellMs, stateBytes: blob.byteLength, pausedAtNs: pausedAtNs.toString(), resumedAtNs: resumedAtNs.toString(),
     hostPauseUs: Number(resumedAtNs - pausedAtNs) / 1000,
     pauseStepsUs: {
-      vcpuStop: Number(pausedAtNs - pauseAskedAtNs) / 1000, saveEncode: Number(encodedAtNs - pausedAtNs) / 1000, send: Number(sentAtNs - encodedAtNs) / 1000,
+      vcpuStop: Number(pausedAtNs - pauseAskedAtNs) / 1000, save: Number(savedAtNs - pausedAtNs) / 1000, encode: Number(encodedAtNs - savedAtNs) / 1000,
+      saveEncode: Number(encodedAtNs - pausedAtNs) / 1000, send: Number(sentAtNs - encodedAtNs) / 1000,
       ...bSteps(reply, sentAtNs),
     },
   };

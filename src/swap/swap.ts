@@ -111,6 +111,8 @@ export class Swap {
 
   private async moveAll(vms: readonly MovableVm[]): Promise<void> {
     const b = this.b!;
+    // While the shells are built: the pause window's code, warm in A (it runs there once a swap).
+    const rehearsal = this.host.rehearsePauseWindow().catch((e: unknown) => this.host.log('swap.rehearsal-failed', { error: String(e) }));
     const shellMs = new Map<string, number>();
     // Every shell first: B's main thread then has no long work to do while moved VMs run in it.
     const moving: MovableVm[] = [];
@@ -119,6 +121,7 @@ export class Swap {
       shellMs.set(vm.name, await prepareVmInB(b.channel, vm, this.journal, b.features));
       moving.push(vm);
     });
+    await rehearsal;
     this.checkAbort();
     // One VM at a time through the pause window: B restores on one thread anyway, and a VM waiting
     // its turn would otherwise sit paused.
@@ -135,7 +138,7 @@ export class Swap {
         b.channel.send(MessageType.DiscardVm, { name: vm.name });
         return;
       }
-      const move: VmMove = await moveVm(b.channel, vm, this.journal, shellMs.get(vm.name) ?? 0, this.hot, b.features);
+      const move: VmMove = await moveVm(b.channel, vm, this.journal, shellMs.get(vm.name) ?? 0, this.hot, b.features, b.stateFormat);
       this.moved.push(vm);
       this.report.vms.push(move);
       this.progress();
@@ -147,7 +150,7 @@ export class Swap {
     const vm = vms.find((v) => v.name === opts.vm);
     if (!vm) throw new SwapError('ERR_SWAP_CANARY', `canary VM ${opts.vm} is not running here; pick a running VM`);
     if (!this.b!.features.has('canary')) throw new SwapError('ERR_SWAP_CANARY', `the build at ${this.opts.to} (version ${this.b!.version}) cannot run a canary; swap without --canary`);
-    const result = await runCanary(this.b!.channel, vm, opts, this.journal);
+    const result = await runCanary(this.b!.channel, vm, opts, this.journal, this.b!.stateFormat);
     this.report.canary = result;
     this.progress();
     if (!result.ok) throw new SwapError('ERR_SWAP_CANARY', `the canary clone of ${opts.vm} failed in the new build: ${result.detail}; nothing was moved`);

@@ -27,6 +27,7 @@ export interface NativeAddon {
   close(fd: number): void;
   ioctl(fd: number, request: number, arg?: Uint8Array | number | bigint): number;
   ioctlAsync(fd: number, request: number, arg: Uint8Array, done: (errno: number) => void): void;
+  ioctlBatch(fds: Int32Array, requests: Uint32Array, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, results: Int32Array): number;
   read(fd: number, buf: Uint8Array): number;
   write(fd: number, buf: Uint8Array): number;
   /** pread(2) at a byte offset (any safe integer): bytes read, 0 at end of file, -1 on EAGAIN. */
@@ -70,6 +71,7 @@ export interface NativeAddon {
   pioQueueCreate(ringPage: Uint8Array, port: number, capacity: number): PioQueueHandle;
   pioQueueTake(queue: PioQueueHandle): Uint8Array;
   pioQueueStats(queue: PioQueueHandle): [queued: number, skipped: number];
+  pioQueueClose(queue: PioQueueHandle): void;
   crc32c(buf: Uint8Array, crc: number): number;
 }
 

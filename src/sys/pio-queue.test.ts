@@ -87,3 +87,14 @@ test('bad arguments get one clear TypeError', () => {
   assert.throws(() => new PioQueue(new Uint8Array(RING_PAGE_BYTES), 70000, 16), /pioQueueCreate/);
   assert.throws(() => new PioQueue(new Uint8Array(RING_PAGE_BYTES), PORT, 0), /pioQueueCreate/);
 });
+
+test('after close, take returns nothing and never touches the page again', () => {
+  const ring = new FakeRing();
+  const q = new PioQueue(ring.page, PORT, 16);
+  ring.write(0x41);
+  assert.deepEqual([...q.take()], [0x41]);
+  ring.write(0x42);
+  q.close();
+  assert.equal(q.take().length, 0);
+  assert.equal(ring.first, 1, 'the ring was not read after the close');
+});

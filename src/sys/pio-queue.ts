@@ -22,6 +22,9 @@ export class PioQueue {
   /** Every byte written so far and not yet taken, oldest first. */
   take(): Uint8Array { return native().pioQueueTake(this.handle); }
 
+  /** Forgets the ring page before it is unmapped: take what is queued first. Afterwards take returns nothing. */
+  close(): void { native().pioQueueClose(this.handle); }
+
   /** Bytes waiting in the native queue (not counting the ring), and ring entries skipped as not ours. */
   stats(): { queued: number; skipped: number } {
     const [queued, skipped] = native().pioQueueStats(this.handle);

@@ -342,6 +342,11 @@ export class Machine {
     this.runState = 'stopped';
     this.ringPoller.remove(this.drainFn);
     for (const v of this.vcpus) v.destroy();
+    // Ordering requirements: the last output out, then the queue closed, then the vCPU fds (the ring
+    // page is in vCPU 0's mapping); the threads are gone, so nothing queues meanwhile.
+    this.drainRing();
+    this.consoleQueue?.close();
+    this.consoleQueue = undefined;
     this.virtio?.release();
     for (const fd of this.vcpuFds) fd.close();
     this.vm.close();
