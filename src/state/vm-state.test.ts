@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import {
   GOLDEN_VM_STATE_V1_ID, KVM_SIZES, goldenBytes, goldenVmStateV1,
 } from '../../test/golden/generate-vm-state-v1.js';
+import { GOLDEN_VM_STATE_V2_ID } from '../../test/golden/generate-vm-state-v2.js';
 import type { ByteSink, IrqLine, WallClock } from '../devices/device.js';
 import { CmosRtc } from '../devices/legacy/cmos-rtc.js';
 import { DebugExit } from '../devices/legacy/debug-exit.js';
@@ -380,6 +381,19 @@ describe('vm-state: golden files', () => {
     Serial16550.restore({ irq: quiet, sink: quiet }, state.devices.serial0);
     I8042.restore({ onReset: () => {} }, state.devices.i8042);
     CmosRtc.restore({ clock: quiet }, state.devices.rtc);
+  });
+
+  const golden2 = readFileSync(fileURLToPath(new URL('../../../test/golden/vm-state-v2.bin', import.meta.url)));
+
+  it('vm-state-v2.bin is the file written for format 2, unchanged, and HEAD decodes it to the same state as v1', () => {
+    assert.equal(createHash('sha256').update(golden2).digest('hex'), 'e95bff6a1df5347679602ce9f30970acdf8c06328ac89910ac0c7619ea688e08',
+      'golden files are never regenerated: add vm-state-v<N>.bin for a new format instead');
+    assert.equal(new DataView(golden2.buffer, golden2.byteOffset).getUint16(8, true), 2);
+    assert.deepEqual(decodeVmState(new Uint8Array(golden2)), { id: GOLDEN_VM_STATE_V2_ID, state: goldenVmStateV1() });
+  });
+
+  it('asked for format 2, it writes vm-state-v2.bin byte for byte', () => {
+    assert.deepEqual(encodeVmState(GOLDEN_VM_STATE_V2_ID, goldenVmStateV1(), 2), new Uint8Array(golden2));
   });
 
   it('asked for format 1 (a reader of the previous version), it writes the golden file byte for byte', () => {
