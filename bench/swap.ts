@@ -299,6 +299,8 @@ interface SwapRun {
   /** From POST /v1/swap to the first procfs sample in which A was gone, as this bench saw it. */
   aExitMs: number | null;
   hostPauseUs: number[];
+  /** Each moved VM's pause broken into steps (µs), as the report gives them. */
+  pauseSteps: Array<Record<string, number>>;
   guestGapMs: number[];
   quietGapMs: number[];
   /** For the VM with the largest gap: where it ended, in heartbeats after the last one printed before the swap. */
@@ -431,6 +433,7 @@ async function swapOnce(index: number, api: ApiClient, stateDir: string, names: 
     moveAndRetireMs: report.totalMs - move.start,
     aExitMs: sampler.aExitMs ?? null,
     hostPauseUs: report.vms.map((v) => v.hostPauseUs),
+    pauseSteps: report.vms.map((v) => ({ ...(v.pauseStepsUs ?? {}) })),
     guestGapMs: gaps,
     quietGapMs: quiet,
     worstGapAtSeqAfterSwapStart: worstAt,
@@ -464,6 +467,12 @@ function checkBuilt(): void {
   for (const [file, fix] of needed) {
     if (!existsSync(inRepo(file))) throw new BenchRunError(`swap: ${file} is missing; build it first (${fix})`);
   }
+}
+
+/** The median of each pause step over every moved VM (see VmMove.pauseStepsUs in src/swap/move-vm.ts). */
+function stepMedians(steps: ReadonlyArray<Record<string, number>>): Record<string, number> {
+  const keys = [...new Set(steps.flatMap((s) => Object.keys(s)))];
+  return Object.fromEntries(keys.map((k) => [k, round(percentile(steps.map((s) => s[k]).filter((x): x is number => typeof x === 'number'), 50), 0)]));
 }
 
 const dist3 = (xs: number[], digits = 3): { p50: number; p99: number; max: number } =>
@@ -529,6 +538,7 @@ export async function runSwapBench(argv: string[], log: (line: string) => void):
       runs: a.runs,
       tscKhz: sv.tscKhz,
       hostPauseUs: hostPause,
+      pauseStepsUsP50: stepMedians(runs.flatMap((r) => r.pauseSteps)),
       guestGapMs: guestGap,
       guestQuietGapMs: dist3(all((r) => r.quietGapMs.filter((x) => Number.isFinite(x)))),
       totalSwapMs: { p50: round(percentile(runs.map((r) => r.totalMs), 50), 1), max: round(Math.max(...runs.map((r) => r.totalMs)), 1) },
