@@ -5,7 +5,6 @@
 // every ~5 ms). QEMU's local live migration of one VM is the peer, run after the daemon has stopped. It prints
 // one JSON object on stdout and progress on stderr. Every daemon it starts it also stops, by PID.
 
-import { setPriority } from 'node:os';
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -15,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiCallError, ApiClient } from '../src/cli/api-client.js';
 import type { SwapReportJson } from '../src/instance/swap-control.js';
 import { BenchRunError } from './errors.js';
+import { atNormalPriority, lowerOwnPriority } from './priority.js';
 import { type Beat, gapWindow, parseBeats, parseStart } from './heartbeat-log.js';
 import { hostInfo } from './host.js';
 import { measureQemuMigration } from './qemu-migration.js';
@@ -106,7 +106,7 @@ function cleanupSync(owned: Owned, log: (line: string) => void): void {
 
 function startDaemon(stateDir: string, budgetMib: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, cliArgs('daemon', 'start', '--state-dir', stateDir, '--cpus', DAEMON_CPUS, '--mem-budget', `${budgetMib}M`),
+    execFile(...atNormalPriority(process.execPath, cliArgs('daemon', 'start', '--state-dir', stateDir, '--cpus', DAEMON_CPUS, '--mem-budget', `${budgetMib}M`)),
       { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
         const pid = /running, pid (\d+)/.exec(stdout)?.[1];
         if (err || pid === undefined) {
@@ -501,8 +501,8 @@ export async function runSwapBench(argv: string[], log: (line: string) => void):
   const a = parseSwapArgs(argv);
   checkBuilt();
   // The measuring process (procfs sampling every few ms, log reading) must not take CPU from the VMs
-  // it measures: run below their vCPU threads' priority. The QEMU peer is measured the same way.
-  if (process.env['SWAPVISOR_BENCH_NICE'] !== '0') setPriority(10);
+  // it measures: it runs at nice 10, the daemons and the QEMU peer at nice 0 (see priority.ts).
+  lowerOwnPriority();
   const owned: Owned = { pids: new Set() };
   const onSignal = (sig: NodeJS.Signals): void => {
     log(`swap: ${sig}: cleaning up`);

@@ -285,6 +285,47 @@ static napi_value js_ftruncate(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+/* struct sched_attr (include/uapi/linux/sched/types.h), version 1: 56 bytes. glibc 2.36 has no wrapper. */
+struct sv_sched_attr {
+  uint32_t size, sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime, sched_deadline, sched_period;
+  uint32_t sched_util_min, sched_util_max;
+};
+
+/* schedSetFair(tid, nice, sliceNs): SCHED_OTHER at `nice` with a requested time slice (EEVDF, Linux
+ * 6.12+: sched_runtime of a fair task; a shorter slice gets an earlier deadline, so the thread runs
+ * sooner after it wakes, without a bigger share of the CPU). sliceNs 0 keeps the default slice. */
+static napi_value js_sched_set_fair(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t tid, nice;
+  int64_t slice;
+  if (!get_args(env, info, 3, argv) || !arg_i32(env, argv[0], &tid) || !arg_i32(env, argv[1], &nice) || !arg_i64(env, argv[2], &slice) ||
+      nice < -20 || nice > 19 || slice < 0)
+    return throw_type(env, "schedSetFair(tid: number, nice: -20..19, sliceNs: >= 0)");
+  struct sv_sched_attr a;
+  memset(&a, 0, sizeof a);
+  a.size = sizeof a;
+  a.sched_policy = 0; /* SCHED_OTHER */
+  a.sched_nice = nice;
+  a.sched_runtime = (uint64_t)slice;
+  if (syscall(SYS_sched_setattr, tid, &a, 0) < 0) return throw_errno(env, "sched_setattr", errno);
+  return make_undefined(env);
+}
+
+/* schedGetSlice(tid) -> the thread's requested slice in ns (sched_runtime; 0 if it has none). */
+static napi_value js_sched_get_slice(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t tid;
+  if (!get_args(env, info, 1, argv) || !arg_i32(env, argv[0], &tid)) return throw_type(env, "schedGetSlice(tid: number)");
+  struct sv_sched_attr a;
+  memset(&a, 0, sizeof a);
+  if (syscall(SYS_sched_getattr, tid, &a, sizeof a, 0) < 0) return throw_errno(env, "sched_getattr", errno);
+  return make_i64(env, (int64_t)a.sched_runtime);
+}
+
 /* sched_setaffinity(tid, cpus: number[]); tid 0 means the calling thread. */
 static napi_value js_sched_setaffinity(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -360,6 +401,8 @@ void init_fd(napi_env env, napi_value exports) {
   export_fn(env, exports, "memfdCreate", js_memfd_create);
   export_fn(env, exports, "ftruncate", js_ftruncate);
   export_fn(env, exports, "schedSetaffinity", js_sched_setaffinity);
+  export_fn(env, exports, "schedSetFair", js_sched_set_fair);
+  export_fn(env, exports, "schedGetSlice", js_sched_get_slice);
   export_fn(env, exports, "schedGetaffinity", js_sched_getaffinity);
   export_fn(env, exports, "gettid", js_gettid);
   export_fn(env, exports, "flock", js_flock);

@@ -78,8 +78,8 @@ export async function moveVm(channel: HandoverChannel, vm: MovableVm, journal: S
   const release = (): void => hold.release();
   try {
     const move = await pauseAndSend(channel, vm, m, journal, shellMs, features.has('imminent'), stateFormat, () => {
-      // The vCPU threads share this instance's CPU at a lower priority: a spinning loop would keep
-      // them from answering the pause kick. Cool down while they stop, then spin again.
+      // The vCPU threads share this instance's CPU: a spinning loop would compete with them while
+      // they answer the pause kick. Cool down while they stop, then spin again.
       hold.release();
       return () => { hold.release = hot.holdFor(MOVE_TIMEOUT_MS); };
     });

@@ -45,6 +45,8 @@ export interface NativeAddon {
   memfdCreate(name: string, flags: number): number;
   ftruncate(fd: number, size: number): void;
   schedSetaffinity(tid: number, cpus: number[]): void;
+  schedSetFair(tid: number, nice: number, sliceNs: number): void;
+  schedGetSlice(tid: number): number;
   schedGetaffinity(tid: number): number[];
   gettid(): number;
   flock(fd: number, op: number): boolean;
