@@ -40,12 +40,12 @@ export function splitCpus(cpus: readonly number[]): { aCpus: number[]; bCpus: nu
 
 /**
  * Asks the build at `cli` what it is (`swapvisor version --json`). The child is a whole Node start-up
- * (~50-90 ms of CPU): `startOn` puts it on the CPUs B will get, so that it takes no CPU time from
- * the VMs that run on the others.
+ * (~50-90 ms of CPU): `place` moves it onto the CPUs B will get, so that it takes little CPU time
+ * from the VMs that run on the others.
  */
-export function readBuildInfo(cli: string, timeoutMs = 15_000, startOn: <T>(f: () => T) => T = (f) => f()): Promise<BuildInfo> {
+export function readBuildInfo(cli: string, timeoutMs = 15_000, place?: (pid: number) => Promise<void>): Promise<BuildInfo> {
   return new Promise((resolve, reject) => {
-    startOn(() => execFile(process.execPath, [cli, 'version', '--json'], { timeout: timeoutMs }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [cli, 'version', '--json'], { timeout: timeoutMs }, (err, stdout, stderr) => {
       if (err) {
         reject(new SwapError('ERR_SWAP_TARGET', `the build at ${cli} does not run (${stderr.trim().split('\n')[0] ?? err.message}); run \`npm run setup\` in it`));
         return;
@@ -57,7 +57,9 @@ export function readBuildInfo(cli: string, timeoutMs = 15_000, startOn: <T>(f: (
       } catch (e) {
         reject(new SwapError('ERR_SWAP_TARGET', `the build at ${cli} printed no version information (${(e as Error).message}); is it a swapvisor build?`));
       }
-    }));
+    });
+    // Best effort: a child that ends first cannot be moved, and its output still counts.
+    if (place && child.pid !== undefined) place(child.pid).catch(() => undefined);
   });
 }
 
@@ -86,7 +88,7 @@ export async function prepareBootInfo(host: SwapHost, targetDirInput: string): P
     throw new SwapError('ERR_SWAP_TARGET', `${targetDir} is not a built swapvisor (no bin/swapvisor.cjs or dist/swapvisor.cjs); run \`npm run setup\` there first`);
   }
   const { aCpus, bCpus } = splitCpus(opts.cpus);
-  const target = unchangedOwnBuild(host, targetDir) ?? await readBuildInfo(cli, undefined, (f) => host.partition.runOn(bCpus, f));
+  const target = unchangedOwnBuild(host, targetDir) ?? await readBuildInfo(cli, undefined, (pid) => host.partition.placeOutside(pid, bCpus));
   if (!within(PROTOCOL_VERSION, target.protocol)) {
     throw new SwapError('ERR_SWAP_VERSION', `the build at ${targetDir} (version ${target.version}) speaks handover protocol ${target.protocol.join('-')}, this instance speaks ${PROTOCOL_VERSION}: swap through an adjacent version`);
   }

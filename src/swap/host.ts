@@ -22,8 +22,8 @@ export interface SwapPartition {
   readonly cpus: number[];
   shrink(cpus: readonly number[]): void;
   grow(cpus: readonly number[]): void;
-  /** Runs `f` with the calling thread on `cpus`, even outside the partition: what it spawns starts there. */
-  runOn<T>(cpus: readonly number[], f: () => T): T;
+  /** Puts a process A started (B, or B's version check) on `cpus`, outside A's partition; see Partition.placeOutside. */
+  placeOutside(pid: number, cpus: readonly number[]): Promise<void>;
 }
 
 export interface SwapHost {

@@ -38,14 +38,13 @@ export interface LaunchedB {
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--no-opt'];
 
 
-/** @param opts.startOn runs the spawn with A's thread on B's CPUs (SwapPartition.runOn). */
-export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; version: string; startOn: <T>(f: () => T) => T; onSpawn?: (pid: number) => void }): Promise<LaunchedB> {
+/** @param opts.place moves B onto its CPUs, out of A's partition (SwapPartition.placeOutside). */
+export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; version: string; place: (pid: number) => Promise<void>; onSpawn?: (pid: number) => void }): Promise<LaunchedB> {
   const [mine, theirs] = SeqpacketSocket.pair();
-  // B starts on its own CPUs: its Node start-up must not take CPU time from A's VMs.
-  const child = opts.startOn(() => spawn(process.execPath, [
+  const child = spawn(process.execPath, [
     ...DAEMON_NODE_FLAGS, pkg.cli, 'daemon', 'receive', '--state-dir', opts.stateDir, '--cpus', pkg.bCpus.join(','),
     '--mem-budget', `${pkg.budgetMib}M`, '--handover-fd', '3',
-  ], { stdio: ['ignore', 'ignore', 'pipe', theirs.fd], detached: false }));
+  ], { stdio: ['ignore', 'ignore', 'pipe', theirs.fd], detached: false });
   theirs.close();
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-4000); });
@@ -63,6 +62,13 @@ export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; vers
   };
   if (child.pid === undefined) await fail('could not start the new instance');
   opts.onSpawn?.(child.pid!);
+  // B goes to its own CPUs at once: its Node start-up (~100 ms of CPU) must not run next to A's VMs.
+  // Before HELLO, so before B makes its own partition (a later move would undo it).
+  try {
+    await opts.place(child.pid!);
+  } catch (e) {
+    await fail(`could not move the new instance onto CPUs ${pkg.bCpus.join(',')}: ${(e as Error).message}`, e);
+  }
   channel.send(MessageType.Hello, {
     fromVersion: opts.version, pid: process.pid, cpus: [...pkg.aCpus, ...pkg.bCpus], protocol: [...PROTOCOL_WINDOW],
     stateFormat: [MIN_READABLE_FORMAT_VERSION, CURRENT_FORMAT_VERSION],

@@ -3,6 +3,7 @@
 // Reference: Documentation/admin-guide/cgroup-v1/cpusets.rst.
 
 import { readdirSync, accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { formatCpuList, isSubset, normalizeCpus, parseCpuList } from './cpu-list.js';
 
@@ -158,17 +159,20 @@ export class CpusetCgroup {
     this.writeAt(this.path, 'cgroup.procs', String(pid), true);
   }
 
-  /** Moves one thread of this process into this cpuset (v1 `tasks`); its affinity becomes the cpuset's CPUs. */
-  attachThread(tid: number): void {
-    this.checkLive();
-    this.writeAt(this.path, 'tasks', String(tid), true);
-  }
-
-  /** Moves one thread out into the shared parent <root>/swapvisor/, widened first to allow `cpus`. */
-  detachThreadToParent(tid: number, cpus: readonly number[]): void {
+  /**
+   * Moves another process (all its threads) out into the shared parent <root>/swapvisor/, widened
+   * first to allow `cpus`. Asynchronous: a cgroup move waits for an RCU grace period (milliseconds
+   * here), which must not block the caller's event loop.
+   */
+  async moveProcessToParent(pid: number, cpus: readonly number[]): Promise<void> {
     this.checkLive();
     this.ensureParent(normalizeCpus(cpus));
-    this.writeAt(path.dirname(this.path), 'tasks', String(tid), true);
+    const file = path.join(path.dirname(this.path), 'cgroup.procs');
+    try {
+      await writeFile(file, `${pid}\n`);
+    } catch (e) {
+      throw new CgroupError('ERR_CGROUP_WRITE', `cannot write "${pid}" to ${file}: ${(e as Error).message}`, { cause: e });
+    }
   }
 
   /** The CPUs of this cpuset, as the kernel reports them. */

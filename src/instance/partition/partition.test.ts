@@ -158,23 +158,20 @@ describe('Partition', () => {
     }
   });
 
-  it('runOn spawns a process on CPUs outside its cpuset, and the calling thread comes back into the partition', { skip: !CPUSET_MOUNTED }, async () => {
-    const name = uniqueName('run-on');
+  it('placeOutside moves a process it started out of its cpuset onto other CPUs, and the partition stays as it was', { skip: !CPUSET_MOUNTED }, async () => {
+    const name = uniqueName('place');
     const p = Partition.create({ name, cpus: [0], memBudgetMib: 64, useCgroup: 'required' });
+    const child = spawn('sleep', ['5'], { stdio: 'ignore' });
     try {
-      const child = p.runOn([1], () => spawn('sleep', ['5'], { stdio: 'ignore' }));
-      try {
-        assert.ok(child.pid !== undefined);
-        assert.deepEqual(getAffinity(child.pid!), [1], 'the child starts on CPU 1');
-        assert.ok(!procsOf(name).includes(child.pid!), 'the child is not in the partition\'s cpuset');
-      } finally {
-        child.kill('SIGKILL');
-      }
-      assert.deepEqual(threadCpusFromProc(process.pid), [0], 'the main thread is back on the partition\'s CPU');
+      assert.ok(child.pid !== undefined);
+      assert.ok(procsOf(name).includes(child.pid!), 'a child starts in the partition\'s cpuset');
+      await p.placeOutside(child.pid!, [1]);
+      assert.deepEqual(getAffinity(child.pid!), [1], 'then runs on CPU 1');
+      assert.ok(!procsOf(name).includes(child.pid!), 'outside the partition\'s cpuset');
       assert.ok(procsOf(name).includes(process.pid));
-      assert.deepEqual(distinctAffinities(), ['0']);
-      assert.equal(p.runOn([0], () => 42), 42, 'inside the partition it only pins');
+      assert.deepEqual(distinctAffinities(), ['0'], 'this process stays on CPU 0');
     } finally {
+      child.kill('SIGKILL');
       await p.destroy();
     }
   });

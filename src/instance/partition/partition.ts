@@ -7,7 +7,7 @@ import { formatCpuList, isSubset, normalizeCpus, parseCpuList } from './cpu-list
 import { CPUSET_PARENT, CpusetCgroup, cpusetAvailable, cpusetOfProcess } from './cpuset-cgroup.js';
 import { MemoryBudget, type MemoryBudgetSnapshot } from './memory-budget.js';
 import { isOwnThread, listThreads, pinProcess, pinThreads, threadCpus } from './thread-pinning.js';
-import { currentTid, setAffinity, withThreadAffinity } from '../../sys/affinity.js';
+import { setAffinity } from '../../sys/affinity.js';
 
 export type UseCgroup = 'auto' | 'required' | 'off';
 
@@ -149,24 +149,15 @@ export class Partition {
   }
 
   /**
-   * Runs `f` with the calling thread on `cpus`, which may lie outside the partition (the CPUs it gave
-   * up for the next instance), then brings the thread back. A process spawned in `f` starts there,
-   * outside this partition's cpuset, and its fork runs there too: none of it lands on this
-   * partition's CPUs.
+   * Puts a process this instance just started (the next instance, during a swap) on `cpus`, which may
+   * lie outside the partition: out of its cpuset first, then pinned. Its threads created before the
+   * move keep the parent cpuset's CPUs until it pins them itself. Resolves once it is there; the
+   * event loop is not blocked meanwhile.
    */
-  runOn<T>(cpus: readonly number[], f: () => T): T {
+  async placeOutside(pid: number, cpus: readonly number[]): Promise<void> {
     this.checkLive();
-    const tid = currentTid();
-    const leave = this.cgroup !== undefined && !isSubset(normalizeCpus(cpus), this.cpuSet);
-    // Ordering requirements: out of the cpuset before the affinity (it cannot reach outside it), and
-    // back in before re-pinning (attaching resets the affinity).
-    if (leave) this.cgroup!.detachThreadToParent(tid, cpus);
-    try {
-      return withThreadAffinity(cpus, f);
-    } finally {
-      if (leave) this.cgroup!.attachThread(tid);
-      setAffinity(tid, this.cpuSet);
-    }
+    await this.cgroup?.moveProcessToParent(pid, cpus);
+    setAffinity(pid, cpus);
   }
 
   /** Takes more CPUs: the new set must be a superset of the current one, and online. */
