@@ -22,15 +22,18 @@ export async function rehearsePauseWindow(kernel: Uint8Array, rounds = REHEARSAL
   probe.start();
   const timer = setTimeout(() => void probe.stop(), PROBE_TIMEOUT_MS);
   await new Promise((r) => setTimeout(r, 1));
+  // A function, not a narrowed property: the guest can end at any await.
+  const paused = (): boolean => probe.state === 'paused';
   if (probe.state === 'running') {
     await probe.pause();
-    for (let i = 0; i < rounds; i++) {
+    // The guest may have ended while it was being paused: then there is nothing to rehearse on.
+    for (let i = 0; i < rounds && paused(); i++) {
       const format = i % 2 === 0 ? CURRENT_FORMAT_VERSION : COMPAT_FORMAT_VERSION;
       probe.restoreState(decodeVmState(encodeVmState({ name: 'swap-probe', memMib: 4 }, probe.saveState(), format)).state);
       // One round at a time: the instance's VMs (device exits, consoles) are served in between.
       await new Promise((r) => setImmediate(r));
     }
-    probe.resume();
+    if (paused()) probe.resume();
   }
   const exit = await probe.exited;
   clearTimeout(timer);

@@ -19,7 +19,7 @@ import { setPriority } from 'node:os';
  * flat out still leaves the main thread a quarter of a shared CPU (weights 3121 : 1024), and its
  * short slices keep the main thread's waits short.
  */
-export const VCPU_THREAD_NICE = 0;
+export const VCPU_THREAD_NICE = -5;
 /**
  * The time slice vCPU threads ask for (the kernel's minimum, 0.1 ms): a vCPU woken by its timer
  * runs at once, and a vCPU that computes hands the CPU back often.
