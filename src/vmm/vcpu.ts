@@ -13,16 +13,16 @@ import type { PioQueue } from '../sys/pio-queue.js';
 import { setPriority } from 'node:os';
 
 /**
- * Nice value of vCPU threads; the main thread stays at 0. Above the main thread: a guest woken by its
- * timer must not wait behind the VMM's own work (measured here, with the main thread ahead, a hot
- * swap's busy main threads showed up as 4-20 ms stalls in the guests of its CPU). A guest computing
- * flat out still leaves the main thread a quarter of a shared CPU (weights 3121 : 1024), and its
- * short slices keep the main thread's waits short.
+ * Nice value of vCPU threads: the main thread's, 0. Measured here: below it (nice 5), a hot swap's
+ * busy main threads showed up as 4-20 ms stalls in the guests of their CPU; above it (nice -5),
+ * virtio I/O lost 15% (its device work waits behind the guest); level, with the short slice below,
+ * both were good. A guest computing flat out gets half of a shared CPU, the main thread the other.
  */
-export const VCPU_THREAD_NICE = -5;
+export const VCPU_THREAD_NICE = 0;
 /**
- * The time slice vCPU threads ask for (the kernel's minimum, 0.1 ms): a vCPU woken by its timer
- * runs at once, and a vCPU that computes hands the CPU back often.
+ * The time slice vCPU threads ask for (the kernel's minimum, 0.1 ms; EEVDF gives the earlier
+ * deadline to the shorter slice): a vCPU woken by its timer runs at once even while the main thread
+ * works, and a vCPU that computes hands the CPU back often.
  */
 export const VCPU_THREAD_SLICE_NS = 100_000;
 import { type VcpuFault, describeFatalExit } from './exits.js';
