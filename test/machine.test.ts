@@ -7,6 +7,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ByteSink } from '../src/devices/device.js';
 import { Machine } from '../src/vmm/machine.js';
+import { VCPU_THREAD_NICE, VCPU_THREAD_SLICE_NS } from '../src/vmm/vcpu.js';
+import { requestedSliceNs } from '../src/sys/affinity.js';
+import { getPriority } from 'node:os';
 import { ROOT, heartbeats, openFdCount } from './helpers.js';
 
 const HEARTBEAT = readFileSync(path.join(ROOT, 'guest', 'build', 'heartbeat.elf'));
@@ -149,5 +152,17 @@ test('pausing a guest that exits meanwhile is safe: its console queue is closed 
       await new Promise((r) => setImmediate(r));
     }
     assert.equal(m.state, 'stopped');
+  }
+});
+
+test('vCPU threads ask for short time slices at the main thread\'s priority', async () => {
+  const m = Machine.create({ name: 'sched-test', kernel: HEARTBEAT, cmdline: 'count=1', memSizeMib: 4, vcpus: 2 }, new TextSink());
+  try {
+    for (const v of m.vcpus) {
+      assert.equal(requestedSliceNs(v.tid), VCPU_THREAD_SLICE_NS);
+      assert.equal(getPriority(v.tid), VCPU_THREAD_NICE);
+    }
+  } finally {
+    await m.stop();
   }
 });
