@@ -24,6 +24,8 @@ import { validateVmConfig } from './api/validate.js';
 import { Daemon, newRegistry } from './daemon.js';
 import { guestKitPath } from './guest-kit.js';
 import { rehearsePauseWindow } from '../swap/rehearse.js';
+import { PAUSE_WINDOW_NICE } from '../swap/move-vm.js';
+import { raiseOwnPriority } from '../sys/affinity.js';
 import { createLogger, logUncaught, type Logger } from './logger.js';
 import { packageVersion } from './package-info.js';
 import { Partition } from './partition/partition.js';
@@ -52,6 +54,8 @@ interface Shell {
 }
 
 const HELLO_TIMEOUT_MS = 10_000;
+/** How long B stays hot (and ahead of its guests) after IMMINENT if no state comes. */
+const IMMINENT_HOT_MS = 2000;
 /** How long B's loop stays hot after resuming a VM, for the guest's first exits (see hot-loop.ts). */
 const POST_RESUME_HOT_MS = 50;
 
@@ -88,9 +92,28 @@ export class SwapReceiver {
   private readonly hot = new HotLoop();
   private releaseHot: (() => void) | undefined;
 
+  /** Puts the main thread back behind the guests; set while a VM's pause window is on this side. */
+  private lowerPriority: (() => void) | undefined;
+
   private coolDown(): void {
     this.releaseHot?.();
     this.releaseHot = undefined;
+  }
+
+  /**
+   * From A's IMMINENT to the restored VM, B's main thread goes ahead of the guests on its CPU (they
+   * may compute flat out at its own nice): receiving, decoding and restoring are the VM's pause.
+   */
+  private raiseForPauseWindow(): void {
+    this.lowerForGuests();
+    const lower = raiseOwnPriority(PAUSE_WINDOW_NICE);
+    const timer = setTimeout(lower, IMMINENT_HOT_MS); // A never sent the state: not for ever
+    this.lowerPriority = () => { clearTimeout(timer); lower(); };
+  }
+
+  private lowerForGuests(): void {
+    this.lowerPriority?.();
+    this.lowerPriority = undefined;
   }
   private daemon: Daemon | undefined;
   private aPid = 0;
@@ -176,7 +199,8 @@ export class SwapReceiver {
       case MessageType.Imminent:
         // A is pausing this VM now: stay awake until its state is in (see hot-loop.ts).
         this.coolDown();
-        this.releaseHot = this.hot.holdFor(2000);
+        this.releaseHot = this.hot.holdFor(IMMINENT_HOT_MS);
+        this.raiseForPauseWindow();
         this.channel.send(MessageType.ImminentAck, { name: str(m, 'name') });
         return;
       case MessageType.ConsoleClients: {
@@ -251,6 +275,16 @@ export class SwapReceiver {
   }
 
   private restore(m: Received): void {
+    if (!this.lowerPriority) this.raiseForPauseWindow(); // an A that sends no IMMINENT
+    try {
+      this.restoreAndRun(m);
+    } finally {
+      this.lowerForGuests();
+    }
+  }
+
+  /** The VM's pause window, B's side: decode, restore, run, tell A. */
+  private restoreAndRun(m: Received): void {
     const name = str(m, 'name');
     const t0 = process.hrtime.bigint();
     const shell = this.shells.get(name);
@@ -264,6 +298,7 @@ export class SwapReceiver {
       const t1 = process.hrtime.bigint();
       shell.machine.restoreState(state);
       const resumedAtNs = process.hrtime.bigint();
+      this.lowerForGuests(); // the guest runs next, on this CPU: no longer ahead of it
       shell.machine.start();
       const t3 = process.hrtime.bigint();
       this.channel.send(MessageType.VmRunning, {

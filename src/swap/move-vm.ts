@@ -13,8 +13,11 @@ import type { SwapJournal } from './journal.js';
 import { MessageType, str } from './protocol.js';
 import { SwapError } from './swap-error.js';
 import type { HotLoop } from './hot-loop.js';
+import { raiseOwnPriority } from '../sys/affinity.js';
 
 export const SHELL_TIMEOUT_MS = 30_000;
+/** The nice value of A's and B's main threads while a VM is paused between them. */
+export const PAUSE_WINDOW_NICE = -10;
 export const MOVE_TIMEOUT_MS = 10_000;
 const IMMINENT_ACK_TIMEOUT_MS = 1_000;
 const CONSOLE_TAIL_BYTES = 256 * 1024;
@@ -109,6 +112,17 @@ async function pauseAndSend(channel: HandoverChannel, vm: MovableVm, m: NonNulla
     await channel.waitFor(`B ready for ${vm.name}`, forVm(vm.name, MessageType.ImminentAck), IMMINENT_ACK_TIMEOUT_MS).catch(() => undefined);
   }
   const reheat = coolForPause();
+  // Through the window, A's main thread goes ahead of the guests on its CPU: a guest computing flat out
+  // (at the same nice as this thread) would otherwise take turns with the save, encode and send.
+  const lowerPriority = raiseOwnPriority(PAUSE_WINDOW_NICE);
+  try {
+    return await pausedWindow(channel, vm, m, journal, shellMs, stateFormat, reheat);
+  } finally {
+    lowerPriority();
+  }
+}
+
+async function pausedWindow(channel: HandoverChannel, vm: MovableVm, m: NonNullable<MovableVm['running']>, journal: SwapJournal, shellMs: number, stateFormat: number, reheat: () => void): Promise<VmMove> {
   const pauseAskedAtNs = process.hrtime.bigint();
   await m.pause();
   reheat();

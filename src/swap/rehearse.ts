@@ -7,6 +7,7 @@
 import { CURRENT_FORMAT_VERSION, COMPAT_FORMAT_VERSION } from '../state/envelope.js';
 import { decodeVmState, encodeVmState } from '../state/vm-state.js';
 import { Machine, type MachineExit } from '../vmm/machine.js';
+import type { VirtioAttachment } from '../vmm/virtio-host.js';
 
 const PROBE_TIMEOUT_MS = 10_000;
 /** Rounds of save, encode, decode and restore. */
@@ -18,7 +19,10 @@ export const REHEARSAL_ROUNDS = 20;
  */
 export async function rehearsePauseWindow(kernel: Uint8Array, rounds = REHEARSAL_ROUNDS): Promise<MachineExit> {
   // createAsync: the memslot ioctl (~6 ms here) runs off the event loop, which serves the instance's VMs.
-  const probe = await Machine.createAsync({ name: 'swap-probe', kernel, cmdline: 'count=3 period_us=1000', memSizeMib: 4, vcpus: 1, prefault: 'now' }, { write: () => {} });
+  // Two virtio devices the heartbeat leaves alone, so that the virtio transport's save and restore
+  // are rehearsed too (a disk or a tap would need a file or a device; their transport code is the same).
+  const devices: VirtioAttachment[] = [{ kind: 'rng', id: 'rng' }, { kind: 'console', id: 'vconsole', sink: { write: () => {} } }];
+  const probe = await Machine.createAsync({ name: 'swap-probe', kernel, cmdline: 'count=3 period_us=1000', memSizeMib: 4, vcpus: 1, prefault: 'now' }, { write: () => {} }, undefined, devices);
   probe.start();
   const timer = setTimeout(() => void probe.stop(), PROBE_TIMEOUT_MS);
   await new Promise((r) => setTimeout(r, 1));

@@ -1,6 +1,7 @@
 // CPU affinity and scheduling of threads (sched_setaffinity/sched_getaffinity, sched_setattr).
 // A tid of 0 is the caller.
 
+import { getPriority } from 'node:os';
 import { native } from './native.js';
 
 export function setAffinity(tid: number, cpus: readonly number[]): void {
@@ -27,4 +28,28 @@ export function requestedSliceNs(tid: number): number {
 
 export function currentTid(): number {
   return native().gettid();
+}
+
+/**
+ * Raises the calling thread to `nice` (default time slice) until the returned function puts it back
+ * (calling it again does nothing).
+ * Not permitted (unprivileged): nothing changes, and the returned function does nothing.
+ */
+export function raiseOwnPriority(nice: number): () => void {
+  const before = getPriority();
+  try {
+    setFairScheduling(0, nice, 0);
+  } catch {
+    return () => {};
+  }
+  let raised = true;
+  return () => {
+    if (!raised) return;
+    raised = false;
+    try {
+      setFairScheduling(0, before, 0);
+    } catch {
+      // it was permitted a moment ago: nothing to do but go on
+    }
+  };
 }
