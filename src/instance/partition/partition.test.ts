@@ -175,4 +175,18 @@ describe('Partition', () => {
       await p.destroy();
     }
   });
+
+  it('a partition made from inside swapvisor\'s shared parent (where a swap puts B) hands the process back to the root', { skip: !CPUSET_MOUNTED }, async () => {
+    const holder = Partition.create({ name: uniqueName('holder'), cpus: [0, 1], memBudgetMib: 64, useCgroup: 'required' });
+    try {
+      // What A does to B: into the shared parent, before B makes its own partition.
+      writeFileSync(`${CPUSET_ROOT}/swapvisor/cgroup.procs`, `${process.pid}\n`);
+      assert.equal(cpusetPath(), '/swapvisor');
+      const p = Partition.create({ name: uniqueName('b'), cpus: [1], memBudgetMib: 64, useCgroup: 'required' });
+      await p.destroy();
+      assert.equal(cpusetPath(), '/', 'not back into the shared parent, which could then never be removed');
+    } finally {
+      await holder.destroy();
+    }
+  });
 });

@@ -91,7 +91,10 @@ export class Partition {
     const budget = new MemoryBudget(options.memBudgetMib);
     const mode = options.useCgroup ?? 'auto';
     const before = cpusetOrRoot();
-    const returnTo = { cpuset: before.startsWith(`/${CPUSET_PARENT}/`) ? '/' : before, cpus: threadCpus(0) };
+    // Inside swapvisor's own tree (a previous instance's cpuset, or the shared parent where a swap's A
+    // puts B): the way back is the root, or the tree could never be removed.
+    const ours = before === `/${CPUSET_PARENT}` || before.startsWith(`/${CPUSET_PARENT}/`);
+    const returnTo = { cpuset: ours ? '/' : before, cpus: threadCpus(0) };
 
     let cgroup: CpusetCgroup | undefined;
     let absent = 'useCgroup is off; CPUs are held with sched_setaffinity only';
