@@ -13,7 +13,7 @@
 // nothing may follow the last section.
 
 import { StateFormatError } from './errors.js';
-import { MAX_SECTION_VERSION, type StateObject, type StateSection, type StateTree, type StateValue, stateValueFromJson, stateValueToJson } from './tree.js';
+import { MAX_SECTION_VERSION, type StateObject, type StateSection, type StateTree, type StateValue, setOwn, stateValueFromJson, stateValueToJson } from './tree.js';
 import { decodeUtf8, encodeUtf8 } from './utf8.js';
 
 const FIELD_BLOB = 1;
@@ -23,12 +23,6 @@ const MAX_FIELDS = 0xffff;
 
 function contentError(what: string): StateFormatError {
   return new StateFormatError('ERR_STATE_CONTENT', `state content: ${what}; the file is corrupt or was written by a broken writer`);
-}
-
-/** Sets an own property even for the name "__proto__", without touching the prototype. */
-function setOwn(o: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__') Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
-  else o[key] = value;
 }
 
 interface EncodedField { name: Uint8Array; type: number; value: Uint8Array }

@@ -32,9 +32,10 @@ export const MAX_STATE_DEPTH = 64;
 
 export const MAX_SECTION_VERSION = 0xffff;
 
-/** A plain object whose keys may include "__proto__" without touching the prototype. */
-function setOwn(o: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+/** Sets an own property, even for the key "__proto__", without touching the prototype. */
+export function setOwn(o: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+  else o[key] = value;
 }
 
 function contentError(path: string, what: string): StateFormatError {
