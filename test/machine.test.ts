@@ -130,6 +130,7 @@ test('a guest that prints goes on while the main thread is blocked: the vCPU thr
   assert.deepEqual(await m.exited, { reason: 'guest-exit', status: 0 });
   const beats = heartbeats(sink.text);
   assert.deepEqual(beats.map((b) => b.seq), Array.from({ length: 600 }, (_, i) => i + 1), 'every line once, in order');
+  assert.match(sink.text, /hb done\n$/, 'down to the last byte the guest wrote');
   // The guest's own measure: the largest delay between two of its timer wake-ups, past the period.
   // Waiting for this thread would show up as ~300 ms here.
   const worst = Math.max(...beats.map((b) => b.maxGapUs));

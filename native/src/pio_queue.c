@@ -32,8 +32,12 @@ struct pio_queue {
   uint8_t *buf;
   uint32_t cap, head, len; /* a circular byte queue */
   uint64_t skipped;
-  napi_ref ring_ref;
+  int32_t *queued; /* len, published for JavaScript: it skips pioQueueTake while this and the ring are empty */
+  napi_ref ring_ref, queued_ref;
 };
+
+/* Caller holds q->mu. */
+static void publish(struct pio_queue *q) { __atomic_store_n(q->queued, (int32_t)q->len, __ATOMIC_RELEASE); }
 
 /* Moves ring entries into the queue while there is room. Caller holds q->mu. True if the ring is empty. */
 static bool drain_ring(struct pio_queue *q) {
@@ -64,6 +68,7 @@ bool pio_queue_push(struct pio_queue *q, uint16_t port, const uint8_t *data, uin
     for (uint32_t i = 0; i < n; i++) q->buf[(q->head + q->len + i) % q->cap] = data[i];
     q->len += n;
   }
+  publish(q);
   pthread_mutex_unlock(&q->mu);
   return ok;
 }
@@ -71,6 +76,7 @@ bool pio_queue_push(struct pio_queue *q, uint16_t port, const uint8_t *data, uin
 static void finalize_queue(napi_env env, void *data, void *hint) {
   struct pio_queue *q = data;
   napi_delete_reference(env, q->ring_ref);
+  napi_delete_reference(env, q->queued_ref);
   pthread_mutex_destroy(&q->mu);
   free(q->buf);
   free(q);
@@ -84,15 +90,18 @@ struct pio_queue *pio_queue_from(napi_env env, napi_value v) {
   return p;
 }
 
-/* pioQueueCreate(ringPage: Uint8Array (the VM's coalesced ring page), port, capacity) -> handle */
+/* pioQueueCreate(ringPage: Uint8Array (the VM's coalesced ring page), port, capacity, queued: Int32Array(1))
+ * -> handle. queued[0] always holds the number of bytes in the native queue (not counting the ring). */
 static napi_value js_create(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  void *page;
-  size_t page_len;
+  napi_value argv[4];
+  void *page, *queued;
+  size_t page_len, queued_len;
   int32_t port, cap;
-  if (!get_args(env, info, 3, argv) || !arg_bytes(env, argv[0], &page, &page_len) || !arg_i32(env, argv[1], &port) ||
-      !arg_i32(env, argv[2], &cap) || page_len < RING_PAGE || ((uintptr_t)page & 7) || port < 0 || port > 0xffff || cap < 1)
-    return throw_type(env, "pioQueueCreate(ringPage: Uint8Array of 4096 bytes, 8-aligned, port: 0..65535, capacity: >= 1)");
+  napi_typedarray_type qt;
+  if (!get_args(env, info, 4, argv) || !arg_bytes(env, argv[0], &page, &page_len) || !arg_i32(env, argv[1], &port) ||
+      !arg_i32(env, argv[2], &cap) || napi_get_typedarray_info(env, argv[3], &qt, &queued_len, &queued, NULL, NULL) != napi_ok ||
+      qt != napi_int32_array || queued_len < 1 || page_len < RING_PAGE || ((uintptr_t)page & 7) || port < 0 || port > 0xffff || cap < 1)
+    return throw_type(env, "pioQueueCreate(ringPage: Uint8Array of 4096 bytes, 8-aligned, port: 0..65535, capacity: >= 1, queued: Int32Array)");
   struct pio_queue *q = calloc(1, sizeof *q);
   uint8_t *buf = malloc((size_t)cap);
   if (!q || !buf) {
@@ -105,7 +114,10 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   q->port = (uint16_t)port;
   q->buf = buf;
   q->cap = (uint32_t)cap;
+  q->queued = queued;
+  *q->queued = 0;
   NAPI_CALL(env, napi_create_reference(env, argv[0], 1, &q->ring_ref));
+  NAPI_CALL(env, napi_create_reference(env, argv[3], 1, &q->queued_ref));
   napi_value handle;
   NAPI_CALL(env, napi_create_external(env, q, finalize_queue, NULL, &handle));
   return handle;
@@ -143,6 +155,7 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
     }
     if (n == total || (drain_ring(q) && q->len == 0)) break;
   }
+  publish(q);
   pthread_mutex_unlock(&q->mu);
   if (n == total) return out;
   napi_value sliced, ab; /* entries skipped as malformed: hand back what there was */
@@ -161,6 +174,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   pthread_mutex_lock(&q->mu);
   q->ring = NULL;
   q->len = 0;
+  publish(q);
   pthread_mutex_unlock(&q->mu);
   return make_undefined(env);
 }

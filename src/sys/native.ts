@@ -70,7 +70,7 @@ export interface NativeAddon {
   vcpuThreadSetFastPioIn(handle: VcpuThreadHandle, run: Uint8Array, port: number, value: Int32Array): void;
   vcpuThreadFastExits(handle: VcpuThreadHandle): number;
   vcpuThreadSetPioQueue(handle: VcpuThreadHandle, queue: PioQueueHandle): void;
-  pioQueueCreate(ringPage: Uint8Array, port: number, capacity: number): PioQueueHandle;
+  pioQueueCreate(ringPage: Uint8Array, port: number, capacity: number, queued: Int32Array): PioQueueHandle;
   pioQueueTake(queue: PioQueueHandle): Uint8Array;
   pioQueueStats(queue: PioQueueHandle): [queued: number, skipped: number];
   pioQueueClose(queue: PioQueueHandle): void;
