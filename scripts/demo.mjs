@@ -57,7 +57,12 @@ function verdict(name, text) {
     const bad = /^blk error/m.test(text) || passes.some((m) => m[3] !== '0');
     return `${name}: ${bad ? 'DISK ERRORS' : `${passes.length} passes over its virtio disk written and read back, 0 errors`}`;
   }
-  if (/^smp /m.test(text)) return `${name}: ${/^smp done ok$/m.test(text) ? 'atomics and IPIs exact, done ok' : (text.match(/^smp .*$/gm) ?? []).at(-1)}`;
+  if (/^smp /m.test(text)) {
+    if (/^smp done ok$/m.test(text)) return `${name}: atomics and IPIs exact, done ok`;
+    const bad = /^smp done BAD.*$/m.exec(text);
+    // 20 M atomics per vCPU and 20 000 IPIs take longer than the demo when its CPUs are shared.
+    return `${name}: ${bad ? bad[0] : 'still at its atomics and IPIs when the demo ended, no error so far'}`;
+  }
   return `${name}: ${text.trim().split('\n').at(-1)}`;
 }
 
