@@ -197,6 +197,23 @@ export class Serial16550 implements PioDevice, Persist<Serial16550State> {
     }
   }
 
+  /**
+   * A run of 1-byte writes to one register, in order (the console queue's bytes): the same as writing
+   * them one at a time, except that transmitted bytes reach the sink in one call and THR-empty is
+   * signalled once, after the last, as a 16550 with its FIFO does.
+   */
+  pioWriteRun(offset: number, bytes: Uint8Array): void {
+    if (offset !== UART_TX || (this.lcr & UART_LCR_DLAB) !== 0 || (this.mcr & UART_MCR_LOOP) !== 0) {
+      for (let i = 0; i < bytes.length; i++) this.pioWrite(offset, bytes.subarray(i, i + 1));
+      return;
+    }
+    if (bytes.length === 0) return;
+    this.sink.write(bytes);
+    this.metrics.bytesOut += bytes.length;
+    this.thrEmptyPending = true;
+    this.notify(UART_IER_THRI);
+  }
+
   saveState(): Serial16550State {
     const rxFifo = new Array<number>(this.rxCount);
     for (let i = 0; i < this.rxCount; i++) rxFifo[i] = this.rx[(this.rxHead + i) % this.rx.length]!;
