@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define MAX_VIEW_BYTES (4ULL << 30)
 
@@ -90,8 +93,18 @@ static napi_value js_madvise(napi_env env, napi_callback_info info) {
 #define MADV_POPULATE_WRITE 23
 #endif
 
+/* The pool thread runs each chunk at this nice, so vCPU threads (nice 0) that wake meanwhile run first:
+ * pre-faulting is background work. Measured before: guests waited 1-1.5 ms behind a 1 MiB chunk. */
+#define POPULATE_NICE 10
+
 static int populate_run(struct async_call *c) {
-  return madvise(c->addr, c->len, MADV_POPULATE_WRITE) < 0 ? errno : 0;
+  pid_t tid = (pid_t)syscall(SYS_gettid);
+  errno = 0;
+  int before = getpriority(PRIO_PROCESS, (id_t)tid);
+  bool lowered = errno == 0 && before < POPULATE_NICE && setpriority(PRIO_PROCESS, (id_t)tid, POPULATE_NICE) == 0;
+  int err = madvise(c->addr, c->len, MADV_POPULATE_WRITE) < 0 ? errno : 0;
+  if (lowered) setpriority(PRIO_PROCESS, (id_t)tid, before); /* root may raise it back; others keep 10 */
+  return err;
 }
 
 static napi_value js_populate_async(napi_env env, napi_callback_info info) {
