@@ -13,7 +13,7 @@ import { packageRoot, packageVersion } from './package-info.js';
 import { encodedSliceFor } from './platform-view.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { sweepStaleCpusets } from './partition/cpuset-cgroup.js';
-import { rehearsePauseWindow } from '../swap/rehearse.js';
+import { rehearseQuietly } from '../swap/rehearse.js';
 import { guestKitPath } from './guest-kit.js';
 
 export type SwapReportJson = ReturnType<SwapReport['toJSON']>;
@@ -100,9 +100,7 @@ export class SwapControl {
       runningVms: () => registry.list().filter((v) => v.running !== undefined),
       forgetMoved: (name) => registry.forgetMoved(name),
       retirementFds: () => ({ apiListenFd: this.daemon.listenFd(), lockFd: stateDir.lockFd }),
-      rehearsePauseWindow: async () => {
-        await rehearsePauseWindow(new Uint8Array(readFileSync(guestKitPath('heartbeat'))));
-      },
+      rehearsePauseWindow: () => rehearseQuietly(new Uint8Array(readFileSync(guestKitPath('heartbeat')))),
       cleanUpAfterB: () => {
         const removed = sweepStaleCpusets();
         if (removed.length > 0) log.info({ removed }, 'swap.cleaned-up-after-b');

@@ -42,7 +42,7 @@ export interface SwapHost {
   forgetMoved(name: string): void;
   /** The API's listening socket fd and the state-dir lock fd, handed to B at retirement. */
   retirementFds(): { apiListenFd: number; lockFd: number };
-  /** Runs a probe guest through the pause window's code (swap/rehearse.ts), so A's first VM does not pay for cold code. */
+  /** Puts a probe VM through the pause window's code (swap/rehearse.ts), so A's first VM does not pay for cold code. */
   rehearsePauseWindow(): Promise<void>;
   /** After B is gone without cleaning up (it crashed or was killed): remove what it left. */
   cleanUpAfterB(): void;

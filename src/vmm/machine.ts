@@ -235,9 +235,12 @@ export class Machine {
     applyBootState(boot, kernel.bootCpu);
   }
 
-  /** The complete state of a paused machine: KVM's side and every device. Guest RAM is not in it. */
+  /**
+   * The complete state of a paused machine, or the boot state of one that has not run yet: KVM's side
+   * and every device. Guest RAM is not in it.
+   */
   saveState(): MachineSnapshot {
-    if (this.runState !== 'paused') throw new Error(`cannot save a machine that is ${this.runState}; pause it first`);
+    if (this.runState !== 'paused' && this.runState !== 'created') throw new Error(`cannot save a machine that is ${this.runState}; pause it first`);
     return {
       kvm: captureKvmState(this.kvm, this.vm, this.vcpuFds),
       devices: saveLegacyDevices(this.devices),
@@ -302,7 +305,8 @@ export class Machine {
     const bytes = this.consoleQueue?.take();
     if (!bytes || bytes.length === 0) return;
     const hit = this.devices.bus.find(COM1_PORT);
-    for (let i = 0; hit && i < bytes.length; i++) hit.device.pioWrite(hit.offset, bytes.subarray(i, i + 1));
+    if (hit?.device === this.devices.serial) this.devices.serial.pioWriteRun(hit.offset, bytes);
+    else for (let i = 0; hit && i < bytes.length; i++) hit.device.pioWrite(hit.offset, bytes.subarray(i, i + 1));
     // In loopback mode queued THR writes fill the receiver.
     this.syncFastLsr();
   }
