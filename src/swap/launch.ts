@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION, newestCommonFormat } from '../state/envelope.js';
 import { SeqpacketSocket } from '../sys/seqpacket.js';
+import { setOwnNice } from '../sys/affinity.js';
 import type { LaunchPackage } from './boot-info.js';
 import { HandoverChannel } from './channel.js';
 import { MessageType, PROTOCOL_WINDOW, int, range, str } from './protocol.js';
@@ -36,16 +37,33 @@ export interface LaunchedB {
  * The daemon's per-exit work is small; its VMs ran as fast either way (blkcheck passes, heartbeats).
  */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--no-opt'];
+/** The nice value daemons run at. */
+export const DAEMON_NICE = 0;
+
+/** Waits for one line on stdin, then becomes the command in its arguments, stdin from /dev/null. */
+const GATE_SCRIPT = 'read -r go && exec "$@" </dev/null';
 
 
 /** @param opts.place moves B onto its CPUs, out of A's partition (SwapPartition.placeOutside). */
 export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; version: string; place: (pid: number) => Promise<void>; onSpawn?: (pid: number) => void }): Promise<LaunchedB> {
   const [mine, theirs] = SeqpacketSocket.pair();
-  const child = spawn(process.execPath, [
-    ...DAEMON_NODE_FLAGS, pkg.cli, 'daemon', 'receive', '--state-dir', opts.stateDir, '--cpus', pkg.bCpus.join(','),
-    '--mem-budget', `${pkg.budgetMib}M`, '--handover-fd', '3',
-  ], { stdio: ['ignore', 'ignore', 'pipe', theirs.fd], detached: false });
-  theirs.close();
+  // B's Node start-up (~100 ms of CPU) must not run next to A's VMs, and a new process starts in A's
+  // cpuset. So B starts as a shell that waits on its stdin: it is moved onto B's CPUs first, and only
+  // then replaced by Node (exec keeps the pid and the cpuset). If A goes away first, the shell reads
+  // end-of-file and exits without starting B.
+  // B inherits the nice of the thread that forks it: the daemon's, not the swap's (SWAP_NICE).
+  const restoreNice = setOwnNice(DAEMON_NICE);
+  let child: ChildProcess;
+  try {
+    child = spawn('/bin/sh', ['-c', GATE_SCRIPT, 'swapvisor-gate', process.execPath,
+      ...DAEMON_NODE_FLAGS, pkg.cli, 'daemon', 'receive', '--state-dir', opts.stateDir, '--cpus', pkg.bCpus.join(','),
+      '--mem-budget', `${pkg.budgetMib}M`, '--handover-fd', '3',
+    ], { stdio: ['pipe', 'ignore', 'pipe', theirs.fd], detached: false });
+  } finally {
+    restoreNice();
+    theirs.close();
+  }
+  child.stdin!.on('error', () => {}); // B gone before the gate opened: its exit is reported below
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-4000); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -62,13 +80,15 @@ export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; vers
   };
   if (child.pid === undefined) await fail('could not start the new instance');
   opts.onSpawn?.(child.pid!);
-  // B goes to its own CPUs at once: its Node start-up (~100 ms of CPU) must not run next to A's VMs.
-  // Before HELLO, so before B makes its own partition (a later move would undo it).
+  // B goes to its own CPUs before it starts. Before HELLO, so before B makes its own partition (a
+  // later move would undo it).
   try {
     await opts.place(child.pid!);
   } catch (e) {
+    child.stdin!.destroy();
     await fail(`could not move the new instance onto CPUs ${pkg.bCpus.join(',')}: ${(e as Error).message}`, e);
   }
+  child.stdin!.end('go\n');
   channel.send(MessageType.Hello, {
     fromVersion: opts.version, pid: process.pid, cpus: [...pkg.aCpus, ...pkg.bCpus], protocol: [...PROTOCOL_WINDOW],
     stateFormat: [MIN_READABLE_FORMAT_VERSION, CURRENT_FORMAT_VERSION],
