@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -60,4 +60,10 @@ export function assertHeartbeatsContinuous(text: string): void {
   const seqs = [...text.matchAll(/^hb (\d+) \d+ \d+$/gm)].map((m) => Number(m[1]));
   assert.ok(seqs.length > 10, `only ${seqs.length} heartbeats`);
   seqs.forEach((s, i) => assert.equal(s, seqs[0]! + i, `heartbeat ${i} is ${s}, expected ${seqs[0]! + i}`));
+}
+
+/** The nice value of a process's main thread (field 19 of /proc/<pid>/stat). */
+export function niceOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
 }

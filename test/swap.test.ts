@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { responseValidator } from '../src/instance/api/validate.js';
-import { ROOT, assertHeartbeatsContinuous } from './helpers.js';
+import { ROOT, assertHeartbeatsContinuous, niceOf } from './helpers.js';
 import { DaemonHarness } from './daemon-harness.js';
 
 const h = new DaemonHarness();
@@ -56,6 +56,7 @@ test('a swap moves every running VM to the new instance with nothing lost', asyn
   await sleep(800);
   assert.deepEqual(i.partition.cpus.length >= 1, true);
   assert.deepEqual(instance((await h.http('GET', '/v1/instance')).json).partition.cpus, [0, 1], 'B grew to every CPU');
+  assert.equal(niceOf(bPid), 0, "B's main thread is back at the daemon's nice once the swap is over");
   assert.ok(!existsSync(`/sys/fs/cgroup/cpuset/swapvisor/swapvisord-${aPid}`), "A's cpuset is gone");
   for (const name of ['hb', 'mc', 'tm']) assert.equal(vmInfo((await h.http('GET', `/v1/vms/${name}`)).json).state, 'running', name);
   assertHeartbeatsContinuous(await consoleOf('hb'));
@@ -117,6 +118,7 @@ test('a swap to something that is not a swapvisor build is refused and nothing c
   assert.equal(r.code, 1);
   assert.match(r.stdout + r.stderr, /is not a built swapvisor/);
   assert.equal(h.ownerPid(), pid);
+  assert.equal(niceOf(pid), 0, "A's main thread is back at the daemon's nice");
   assert.deepEqual(instance((await h.http('GET', '/v1/instance')).json).partition.cpus, [0, 1]);
   assert.equal(vmInfo((await h.http('GET', '/v1/vms/hb')).json).state, 'running');
 });

@@ -24,8 +24,8 @@ import { validateVmConfig } from './api/validate.js';
 import { Daemon, newRegistry } from './daemon.js';
 import { guestKitPath } from './guest-kit.js';
 import { rehearsePauseWindow } from '../swap/rehearse.js';
-import { PAUSE_WINDOW_NICE } from '../swap/move-vm.js';
-import { raiseOwnPriority } from '../sys/affinity.js';
+import { PAUSE_WINDOW_NICE, SWAP_NICE } from '../swap/move-vm.js';
+import { setOwnNice } from '../sys/affinity.js';
 import { createLogger, logUncaught, type Logger } from './logger.js';
 import { packageVersion } from './package-info.js';
 import { Partition } from './partition/partition.js';
@@ -101,14 +101,13 @@ export class SwapReceiver {
   }
 
   /**
-   * From A's IMMINENT to the restored VM, B's main thread goes ahead of the guests on its CPU (they
-   * may compute flat out at its own nice): receiving, decoding and restoring are the VM's pause.
+   * From the VM's state arriving to the restored VM, B's main thread goes ahead of the guests on its
+   * CPU (they may compute flat out at its own nice): decoding and restoring are the VM's pause. Not
+   * from IMMINENT on: B's loop spins from there, and the VMs already moved here would wait behind it.
    */
   private raiseForPauseWindow(): void {
     this.lowerForGuests();
-    const lower = raiseOwnPriority(PAUSE_WINDOW_NICE);
-    const timer = setTimeout(lower, IMMINENT_HOT_MS); // A never sent the state: not for ever
-    this.lowerPriority = () => { clearTimeout(timer); lower(); };
+    this.lowerPriority = setOwnNice(PAUSE_WINDOW_NICE);
   }
 
   private lowerForGuests(): void {
@@ -136,6 +135,16 @@ export class SwapReceiver {
 
   /** Runs B until it is the instance (resolves with its Daemon) or until A aborts (resolves undefined). */
   static async run(opts: ReceiverOptions): Promise<Daemon | undefined> {
+    // Behind the guests on B's CPU until the swap is over (see SWAP_NICE); the daemon's nice after.
+    const restoreNice = setOwnNice(SWAP_NICE);
+    try {
+      return await SwapReceiver.receive(opts);
+    } finally {
+      restoreNice();
+    }
+  }
+
+  private static async receive(opts: ReceiverOptions): Promise<Daemon | undefined> {
     const channel = new HandoverChannel(new SeqpacketSocket(opts.handoverFd));
     const hello = await channel.waitFor('HELLO', (m) => m.type === MessageType.Hello, HELLO_TIMEOUT_MS);
     if (faultArmed('b-exit-before-ready')) process.exit(3);
@@ -200,7 +209,6 @@ export class SwapReceiver {
         // A is pausing this VM now: stay awake until its state is in (see hot-loop.ts).
         this.coolDown();
         this.releaseHot = this.hot.holdFor(IMMINENT_HOT_MS);
-        this.raiseForPauseWindow();
         this.channel.send(MessageType.ImminentAck, { name: str(m, 'name') });
         return;
       case MessageType.ConsoleClients: {
@@ -275,7 +283,7 @@ export class SwapReceiver {
   }
 
   private restore(m: Received): void {
-    if (!this.lowerPriority) this.raiseForPauseWindow(); // an A that sends no IMMINENT
+    this.raiseForPauseWindow();
     try {
       this.restoreAndRun(m);
     } finally {
@@ -297,17 +305,17 @@ export class SwapReceiver {
       if (id.name !== name || id.memMib !== shell.config.memMib) throw new Error(`the state is for ${id.name} with ${id.memMib} MiB, not ${name}`);
       const t1 = process.hrtime.bigint();
       shell.machine.restoreState(state);
+      const restoredAtNs = process.hrtime.bigint();
+      shell.machine.start();
+      // The end of the host pause: the vCPU threads are on their way into KVM_RUN.
       const resumedAtNs = process.hrtime.bigint();
       this.lowerForGuests(); // the guest runs next, on this CPU: no longer ahead of it
-      shell.machine.start();
-      const t3 = process.hrtime.bigint();
-      this.channel.send(MessageType.VmRunning, {
-        name, resumedAtNs: resumedAtNs.toString(), receivedAtNs: t0.toString(), decodeUs: Number(t1 - t0) / 1000, restoreUs: Number(resumedAtNs - t1) / 1000,
-      });
+      const timing = { decodeUs: Number(t1 - t0) / 1000, restoreUs: Number(restoredAtNs - t1) / 1000, startUs: Number(resumedAtNs - restoredAtNs) / 1000 };
+      this.channel.send(MessageType.VmRunning, { name, resumedAtNs: resumedAtNs.toString(), receivedAtNs: t0.toString(), ...timing });
       // The resumed guest's first exits come next: stay hot a little longer for them.
       this.coolDown();
       this.releaseHot = this.hot.holdFor(POST_RESUME_HOT_MS);
-      this.log.info({ vm: name, decodeUs: Number(t1 - t0) / 1000, restoreUs: Number(resumedAtNs - t1) / 1000, startUs: Number(t3 - resumedAtNs) / 1000, receivedAtNs: t0.toString() }, 'swap.receiver.restore-timing');
+      this.log.info({ vm: name, ...timing, receivedAtNs: t0.toString() }, 'swap.receiver.restore-timing');
       this.shells.delete(name);
       this.registry.adoptRunning(InstanceVm.adopt(shell.config, shell.createdAt, shell.console, this.registry.hostForAdoption, shell.machine, shell.vconsole));
       this.log.info({ vm: name }, 'swap.receiver.vm-running');

@@ -9,7 +9,8 @@ import { faultArmed, crashNow } from './faults.js';
 import type { MovableVm, SwapHost } from './host.js';
 import { SwapJournal } from './journal.js';
 import { type LaunchedB, launchB } from './launch.js';
-import { MoveFailure, type VmMove, moveVm, prepareVmInB, returnVm } from './move-vm.js';
+import { MoveFailure, SWAP_NICE, type VmMove, moveVm, prepareVmInB, returnVm } from './move-vm.js';
+import { setOwnNice } from '../sys/affinity.js';
 import { type PartitionShrink, shrinkForSwap } from './partition.js';
 import { MessageType } from './protocol.js';
 import { retireA } from './retire.js';
@@ -42,6 +43,8 @@ export class Swap {
   private readonly journal: SwapJournal;
   private b: LaunchedB | undefined;
   private shrink: PartitionShrink | undefined;
+  /** A's rehearsal of the pause window, started with B's launch; it never rejects. */
+  private rehearsal: Promise<void> = Promise.resolve();
   private readonly moved: MovableVm[] = [];
   private abortRequested = false;
 
@@ -80,6 +83,7 @@ export class Swap {
   async run(): Promise<SwapReport> {
     const vms = this.host.runningVms();
     this.journal.write('swap.begin', { to: this.opts.to, vms: vms.map((v) => v.name) });
+    const restoreNice = setOwnNice(SWAP_NICE); // see SWAP_NICE
     try {
       const pkg = await this.phase('boot-info', () => prepareBootInfo(this.host, this.opts.to));
       this.report.plan = { aCpus: pkg.aCpus, bCpus: pkg.bCpus, targetVersion: pkg.target.version, vms: vms.map((v) => v.name) };
@@ -88,6 +92,8 @@ export class Swap {
         return this.report;
       }
       this.shrink = await this.phase('partition', () => shrinkForSwap(this.host.partition, pkg.aCpus));
+      // While B starts: the pause window's code, warm in A (it runs there once a swap).
+      this.rehearsal = this.host.rehearsePauseWindow().catch((e: unknown) => this.host.log('swap.rehearsal-failed', { error: String(e) }));
       this.b = await this.phase('launch', () => launchB(pkg, {
         stateDir: this.host.stateDir, version: this.host.version, place: (pid) => this.host.partition.placeOutside(pid, pkg.bCpus),
         onSpawn: (pid) => { this.report.to.pid = pid; this.journal.write('b.spawned', { bPid: pid }); },
@@ -105,14 +111,13 @@ export class Swap {
       await this.rollback(e);
       throw e;
     } finally {
+      restoreNice();
       this.progress();
     }
   }
 
   private async moveAll(vms: readonly MovableVm[]): Promise<void> {
     const b = this.b!;
-    // While the shells are built: the pause window's code, warm in A (it runs there once a swap).
-    const rehearsal = this.host.rehearsePauseWindow().catch((e: unknown) => this.host.log('swap.rehearsal-failed', { error: String(e) }));
     const shellMs = new Map<string, number>();
     // Every shell first: B's main thread then has no long work to do while moved VMs run in it.
     const moving: MovableVm[] = [];
@@ -121,7 +126,7 @@ export class Swap {
       shellMs.set(vm.name, await prepareVmInB(b.channel, vm, this.journal, b.features));
       moving.push(vm);
     });
-    await rehearsal;
+    await this.rehearsal;
     this.checkAbort();
     // One VM at a time through the pause window: B restores on one thread anyway, and a VM waiting
     // its turn would otherwise sit paused.
@@ -204,6 +209,7 @@ export class Swap {
         this.journal.write('vm.resumed-in-a', { vm: vm.name });
       }
     }
+    await this.rehearsal; // its probe VM is gone before the swap says it is over
     this.shrink?.growBack();
     this.journal.write('swap.rolled-back', { lost: this.report.lost });
     this.report.state = 'rolled-back';

@@ -31,11 +31,11 @@ export function currentTid(): number {
 }
 
 /**
- * Raises the calling thread to `nice` (default time slice) until the returned function puts it back
- * (calling it again does nothing).
+ * Runs the calling thread at `nice` (default time slice) until the returned function puts back the
+ * nice it had (calling it again does nothing).
  * Not permitted (unprivileged): nothing changes, and the returned function does nothing.
  */
-export function raiseOwnPriority(nice: number): () => void {
+export function setOwnNice(nice: number): () => void {
   const before = getPriority();
   try {
     setFairScheduling(0, nice, 0);
