@@ -53,6 +53,12 @@ export interface GapWindow {
   seqProblems: string[];
   firstSeq: number;
   lastSeq: number;
+  /**
+   * With a mark (the guest TSC at the VM's pause): the interval that spans it, minus the period (it can
+   * be negative: the pause fell between two beats and delayed neither), and the largest gap of the
+   * window without that interval, with where it ended relative to the mark (ms of guest time).
+   */
+  atMark?: { gapMs: number; otherGapMs: number; otherGapFromMarkMs: number };
 }
 
 /**
@@ -62,7 +68,7 @@ export interface GapWindow {
  * or the window would silently be shorter than asked.
  */
 export function gapWindow(beats: readonly Beat[], fromTsc: bigint, toTsc: bigint, quietUntilSeq: number, periodUs: number, tscKhz: number,
-  wholeLog: boolean, what: string): GapWindow {
+  wholeLog: boolean, what: string, markTsc?: bigint): GapWindow {
   if (beats.length === 0) throw new BenchRunError(`${what}: no heartbeat in the console tail`);
   let from = fromTsc;
   if (wholeLog) {
@@ -80,6 +86,9 @@ export function gapWindow(beats: readonly Beat[], fromTsc: bigint, toTsc: bigint
   let seqLost = 0;
   let seqDuplicated = 0;
   const seqProblems: string[] = [];
+  let atMark: number | undefined;
+  let other = -Infinity;
+  let otherEnd = 0n;
   for (let i = 1; i < w.length; i++) {
     const a = w[i - 1]!;
     const b = w[i]!;
@@ -94,8 +103,15 @@ export function gapWindow(beats: readonly Beat[], fromTsc: bigint, toTsc: bigint
     const ms = Number(b.tsc - a.tsc) / tscKhz;
     if (ms > gap) [gap, gapEndSeq] = [ms, b.seq];
     if (b.seq <= quietUntilSeq && ms > quiet) quiet = ms;
+    if (markTsc !== undefined) {
+      if (a.tsc <= markTsc && markTsc < b.tsc) atMark = ms;
+      else if (ms > other) [other, otherEnd] = [ms, b.tsc];
+    }
   }
   return {
+    ...(markTsc !== undefined && atMark !== undefined ? {
+      atMark: { gapMs: atMark - periodMs, otherGapMs: other - periodMs, otherGapFromMarkMs: Number(otherEnd - markTsc) / tscKhz },
+    } : {}),
     gapMs: gap - periodMs,
     gapEndSeq,
     quietGapMs: quiet === -Infinity ? Number.NaN : quiet - periodMs,

@@ -223,6 +223,12 @@ interface SwapRun {
   quietGapMs: number[];
   /** For the VM with the largest gap: where it ended, in heartbeats after the last one printed before the swap. */
   worstGapAtSeqAfterSwapStart: number;
+  /** Per VM: the interval spanning its own pause (guest TSC at the pause, from the report), minus the period. */
+  pauseGapMs: number[];
+  /** Per VM: the largest gap of the window without that interval. */
+  otherGapMs: number[];
+  /** Where the largest of those ended, in ms of guest time after that VM's pause (negative: before it). */
+  worstOtherGapFromPauseMs: number | null;
   seqLost: number;
   seqDuplicated: number;
   guestRamBytesCopied: number;
@@ -310,6 +316,9 @@ async function swapOnce(index: number, api: ApiClient, stateDir: string, names: 
   const windowTsc = BigInt(WINDOW_MS * tscKhz);
   const gaps: number[] = [];
   const quiet: number[] = [];
+  const pauseGaps: number[] = [];
+  const otherGaps: number[] = [];
+  let worstOther = { gapMs: -Infinity, fromPauseMs: 0 };
   let worstAt = 0;
   let worst = -Infinity;
   let seqLost = 0;
@@ -322,7 +331,14 @@ async function swapOnce(index: number, api: ApiClient, stateDir: string, names: 
     // At most one line per period, twice over for safety: from a window before the swap to now.
     const lines = b1.seq - b0.seq + 2 * (2 * k + Math.ceil((sinceSeq1 * 1000) / a.periodUs)) + 100;
     const { beats, wholeLog } = await consoleBeats(api, n, Math.min(MAX_TAIL_BYTES, lines * 48));
-    const w = gapWindow(beats, b0.tsc - windowTsc, b1.tsc + windowTsc, b0.seq, a.periodUs, tscKhz, wholeLog, `swap: swap ${index}, VM ${n}`);
+    const mark = report.vms.find((v) => v.name === n)?.guestTscAtPause;
+    const w = gapWindow(beats, b0.tsc - windowTsc, b1.tsc + windowTsc, b0.seq, a.periodUs, tscKhz, wholeLog, `swap: swap ${index}, VM ${n}`,
+      mark !== undefined ? BigInt(mark) : undefined);
+    if (w.atMark) {
+      pauseGaps.push(w.atMark.gapMs);
+      otherGaps.push(w.atMark.otherGapMs);
+      if (w.atMark.otherGapMs > worstOther.gapMs) worstOther = { gapMs: w.atMark.otherGapMs, fromPauseMs: w.atMark.otherGapFromMarkMs };
+    }
     if (w.gapMs > worst) [worst, worstAt] = [w.gapMs, w.gapEndSeq - b0.seq];
     gaps.push(w.gapMs);
     quiet.push(w.quietGapMs);
@@ -355,6 +371,9 @@ async function swapOnce(index: number, api: ApiClient, stateDir: string, names: 
     guestGapMs: gaps,
     quietGapMs: quiet,
     worstGapAtSeqAfterSwapStart: worstAt,
+    pauseGapMs: pauseGaps,
+    otherGapMs: otherGaps,
+    worstOtherGapFromPauseMs: Number.isFinite(worstOther.gapMs) ? round(worstOther.fromPauseMs, 1) : null,
     seqLost,
     seqDuplicated,
     guestRamBytesCopied: report.guestRamBytesCopied,
@@ -459,6 +478,8 @@ export async function runSwapBench(argv: string[], log: (line: string) => void):
       pauseStepsUsP50: stepMedians(runs.flatMap((r) => r.pauseSteps)),
       guestGapMs: guestGap,
       guestQuietGapMs: dist3(all((r) => r.quietGapMs.filter((x) => Number.isFinite(x)))),
+      // The guest gap split in two: at each VM's own pause, and the largest elsewhere in the window.
+      ...(all((r) => r.pauseGapMs).length > 0 ? { guestGapAtPauseMs: dist3(all((r) => r.pauseGapMs)), guestGapElsewhereMs: dist3(all((r) => r.otherGapMs)) } : {}),
       totalSwapMs: { p50: round(percentile(runs.map((r) => r.totalMs), 50), 1), max: round(Math.max(...runs.map((r) => r.totalMs)), 1) },
       bStartMs: { p50: round(percentile(runs.map((r) => r.bStartMs), 50), 1) },
       moveAllMs: { p50: round(percentile(runs.map((r) => r.moveAllMs), 50), 1) },
@@ -475,6 +496,7 @@ export async function runSwapBench(argv: string[], log: (line: string) => void):
         aExitMs: r.aExitMs === null ? null : round(r.aExitMs, 1),
         hostPauseUsMax: round(Math.max(...r.hostPauseUs), 1), guestGapMsP50: round(percentile(r.guestGapMs, 50), 3),
         guestGapMsMax: round(Math.max(...r.guestGapMs), 3), worstGapAtSeqAfterSwapStart: r.worstGapAtSeqAfterSwapStart,
+        worstOtherGapFromPauseMs: r.worstOtherGapFromPauseMs,
         shmemGrowthPeakMib: round(r.shmemGrowthPeakMib, 2), shmemAfterMinusBeforeMib: round(r.shmemAfterMinusBeforeMib, 2),
         aRssAnonBeforeMib: round(r.aRssAnonBeforeMib, 1), daemonsRssAnonPeakMib: round(r.daemonsRssAnonPeakMib, 1),
         extraHostMemoryMib: round(r.extraHostMemoryMib, 2), samples: r.samples, loadAvg1: round(r.loadAvg1),
