@@ -326,6 +326,13 @@ static napi_value js_sched_get_slice(napi_env env, napi_callback_info info) {
   return make_i64(env, (int64_t)a.sched_runtime);
 }
 
+/* schedYield(): sched_yield() for the calling thread; lets a runnable thread of its CPU go first. */
+static napi_value js_sched_yield(napi_env env, napi_callback_info info) {
+  (void)info;
+  sched_yield();
+  return make_undefined(env);
+}
+
 /* sched_setaffinity(tid, cpus: number[]); tid 0 means the calling thread. */
 static napi_value js_sched_setaffinity(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -403,6 +410,7 @@ void init_fd(napi_env env, napi_value exports) {
   export_fn(env, exports, "schedSetaffinity", js_sched_setaffinity);
   export_fn(env, exports, "schedSetFair", js_sched_set_fair);
   export_fn(env, exports, "schedGetSlice", js_sched_get_slice);
+  export_fn(env, exports, "schedYield", js_sched_yield);
   export_fn(env, exports, "schedGetaffinity", js_sched_getaffinity);
   export_fn(env, exports, "gettid", js_gettid);
   export_fn(env, exports, "flock", js_flock);

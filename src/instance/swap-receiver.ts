@@ -305,17 +305,19 @@ export class SwapReceiver {
       if (id.name !== name || id.memMib !== shell.config.memMib) throw new Error(`the state is for ${id.name} with ${id.memMib} MiB, not ${name}`);
       const t1 = process.hrtime.bigint();
       shell.machine.restoreState(state);
-      const restoredAtNs = process.hrtime.bigint();
-      shell.machine.start();
-      // The end of the host pause: the vCPU threads are on their way into KVM_RUN.
+      // The end of the host pause: start() releases the vCPU threads into KVM_RUN (~25 µs later, by a
+      // trace). Not after start() returns: a released vCPU preempts this thread, and the guest then
+      // runs (catching up on its timer) before start() returns.
       const resumedAtNs = process.hrtime.bigint();
       this.lowerForGuests(); // the guest runs next, on this CPU: no longer ahead of it
-      const timing = { decodeUs: Number(t1 - t0) / 1000, restoreUs: Number(restoredAtNs - t1) / 1000, startUs: Number(resumedAtNs - restoredAtNs) / 1000 };
+      shell.machine.start();
+      const startedAtNs = process.hrtime.bigint();
+      const timing = { decodeUs: Number(t1 - t0) / 1000, restoreUs: Number(resumedAtNs - t1) / 1000 };
       this.channel.send(MessageType.VmRunning, { name, resumedAtNs: resumedAtNs.toString(), receivedAtNs: t0.toString(), ...timing });
       // The resumed guest's first exits come next: stay hot a little longer for them.
       this.coolDown();
       this.releaseHot = this.hot.holdFor(POST_RESUME_HOT_MS);
-      this.log.info({ vm: name, ...timing, receivedAtNs: t0.toString() }, 'swap.receiver.restore-timing');
+      this.log.info({ vm: name, ...timing, startUs: Number(startedAtNs - resumedAtNs) / 1000, receivedAtNs: t0.toString() }, 'swap.receiver.restore-timing');
       this.shells.delete(name);
       this.registry.adoptRunning(InstanceVm.adopt(shell.config, shell.createdAt, shell.console, this.registry.hostForAdoption, shell.machine, shell.vconsole));
       this.log.info({ vm: name }, 'swap.receiver.vm-running');

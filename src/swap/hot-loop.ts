@@ -3,6 +3,8 @@
 // of the machine underneath, and waking it costs milliseconds; a spinning loop sees the other
 // instance's message, and the moved VMs' exits, as soon as they arrive.
 
+import { yieldCpu } from '../sys/affinity.js';
+
 export class HotLoop {
   private users = 0;
   private spinning = false;
@@ -22,8 +24,12 @@ export class HotLoop {
     if (!this.spinning) {
       this.spinning = true;
       const spin = (): void => {
-        if (this.users > 0) setImmediate(spin);
-        else this.spinning = false;
+        if (this.users > 0) {
+          // The CPU is shared with guests: a vCPU woken meanwhile runs now, not at the next tick
+          // (a trace showed a woken vCPU waiting 3.5 ms behind this loop).
+          yieldCpu();
+          setImmediate(spin);
+        } else this.spinning = false;
       };
       setImmediate(spin);
     }

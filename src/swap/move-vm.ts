@@ -32,14 +32,14 @@ const CONSOLE_TAIL_BYTES = 256 * 1024;
 export interface VmMove {
   name: string;
   shellMs: number;
-  /** From A's last vCPU stopping to B telling its vCPU threads to enter KVM_RUN (CLOCK_MONOTONIC, both sides). */
+  /** From A's last vCPU stopping to B releasing its vCPU threads into KVM_RUN (CLOCK_MONOTONIC, both sides). */
   hostPauseUs: number;
   /**
    * Where the pause went, in µs: A waiting for the vCPUs to stop (before the host pause starts), A
    * saving and encoding the state, A sending it, the message reaching B's event loop, B decoding
    * and restoring it. B's parts are absent when B does not report them (older versions).
    */
-  pauseStepsUs?: { vcpuStop: number; save: number; encode: number; saveEncode: number; send: number; transfer?: number; decode?: number; restore?: number; start?: number };
+  pauseStepsUs?: { vcpuStop: number; save: number; encode: number; saveEncode: number; send: number; transfer?: number; decode?: number; restore?: number };
   stateBytes: number;
   pausedAtNs: string;
   resumedAtNs: string;
@@ -184,13 +184,12 @@ async function pausedWindow(channel: HandoverChannel, vm: MovableVm, m: NonNulla
 }
 
 /** B's part of the pause, from its VmRunning reply (when it says). */
-function bSteps(reply: Received, sentAtNs: bigint): { transfer?: number; decode?: number; restore?: number; start?: number } {
+function bSteps(reply: Received, sentAtNs: bigint): { transfer?: number; decode?: number; restore?: number } {
   const received = reply.body['receivedAtNs'];
   const decode = reply.body['decodeUs'];
   const restore = reply.body['restoreUs'];
-  const start = reply.body['startUs'];
   if (typeof received !== 'string' || !/^\d+$/.test(received) || typeof decode !== 'number' || typeof restore !== 'number') return {};
-  return { transfer: Number(BigInt(received) - sentAtNs) / 1000, decode, restore, ...(typeof start === 'number' ? { start } : {}) };
+  return { transfer: Number(BigInt(received) - sentAtNs) / 1000, decode, restore };
 }
 
 /**

@@ -26,6 +26,11 @@ export function requestedSliceNs(tid: number): number {
   return native().schedGetSlice(tid);
 }
 
+/** Lets any runnable thread of this CPU run before the calling thread goes on (sched_yield). */
+export function yieldCpu(): void {
+  native().schedYield();
+}
+
 export function currentTid(): number {
   return native().gettid();
 }

@@ -46,6 +46,7 @@ export interface NativeAddon {
   ftruncate(fd: number, size: number): void;
   schedSetaffinity(tid: number, cpus: number[]): void;
   schedSetFair(tid: number, nice: number, sliceNs: number): void;
+  schedYield(): void;
   schedGetSlice(tid: number): number;
   schedGetaffinity(tid: number): number[];
   gettid(): number;
