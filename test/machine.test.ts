@@ -3,10 +3,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ByteSink } from '../src/devices/device.js';
 import { Machine } from '../src/vmm/machine.js';
+import { Memfd } from '../src/sys/memfd.js';
 import { VCPU_THREAD_NICE, VCPU_THREAD_SLICE_NS } from '../src/vmm/vcpu.js';
 import { requestedSliceNs } from '../src/sys/affinity.js';
 import { getPriority } from 'node:os';
@@ -183,6 +184,32 @@ test('the boot state of a machine that never ran, restored into another, boots t
   } finally {
     await first.stop();
     await second.stop();
+  }
+  assert.equal(openFdCount(), fdsBefore);
+});
+
+test('a shell built asynchronously on a running VM\'s memfd takes its guest over with no heartbeat lost or repeated', async () => {
+  const fdsBefore = openFdCount();
+  const outA = new TextSink();
+  const outB = new TextSink();
+  const a = Machine.create({ name: 'shell-src', kernel: HEARTBEAT, cmdline: 'period_us=1000', memSizeMib: 32, vcpus: 1 }, outA);
+  let b: Machine | undefined;
+  try {
+    a.start();
+    await waitFor(() => heartbeats(outA.text).length >= 10, 5000, '10 heartbeats in A');
+    // Another open of the same memfd, as a swap's B gets by SCM_RIGHTS; built while A's guest runs.
+    const memfd = Memfd.fromFd(openSync(`/proc/self/fd/${a.memory.memfd.fd}`, 'r+'), 32 * 1024 * 1024);
+    b = await Machine.createShellAsync({ name: 'shell-dst', kernel: new Uint8Array(0), cmdline: '', memSizeMib: 32, vcpus: 1, prefault: 'now' }, outB, memfd);
+    assert.equal(b.state, 'created');
+    await a.pause();
+    b.restoreState(a.saveState());
+    b.start();
+    await waitFor(() => heartbeats(outB.text).length >= 10, 5000, '10 heartbeats in the shell');
+    const seqs = [...heartbeats(outA.text), ...heartbeats(outB.text)].map((h) => h.seq);
+    seqs.forEach((s, i) => assert.equal(s, i + 1, 'heartbeats go on where they stopped'));
+  } finally {
+    await a.stop();
+    await b?.stop();
   }
   assert.equal(openFdCount(), fdsBefore);
 });

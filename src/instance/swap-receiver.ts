@@ -260,26 +260,50 @@ export class SwapReceiver {
     this.channel.send(MessageType.VmFailed, { name, code, message: e instanceof Error ? e.message : String(e) });
   }
 
-  private prepare(m: Received): void {
+  /** Builds a VM's shell; A sends several PREPARE_VMs at once, and their memslots and pre-faults overlap. */
+  private prepare(m: Received): Promise<void> {
+    const build = this.buildShell(m);
+    this.building.add(build);
+    return build.finally(() => this.building.delete(build));
+  }
+
+  private async buildShell(m: Received): Promise<void> {
     const name = str(m, 'name');
+    let consoles: VmConsole[] = [];
     try {
       const config = validateVmConfig(m.body['config']);
       if (m.fds.length !== 1 + handoverFdCount(config)) throw new Error(`expected the memfd and ${handoverFdCount(config)} device fds, got ${m.fds.length} fds`);
       const memfd = Memfd.fromFd(m.fds[0]!, config.memMib * MiB);
       const console = new VmConsole(this.stateDir.consoleLogPath(name), 'handed-over');
       const vconsole = config.vconsole ? new VmConsole(this.stateDir.vconsoleLogPath(name), 'handed-over') : undefined;
+      consoles = vconsole ? [console, vconsole] : [console];
       const tail = m.body['consoleTail'];
       if (typeof tail === 'string') console.addHistory(Buffer.from(tail, 'base64'));
-      const machine = Machine.createShell({
+      const machine = await Machine.createShellAsync({
         name, kernel: new Uint8Array(0), cmdline: '', memSizeMib: config.memMib, vcpus: config.vcpus,
-        cpus: this.partition.cpus, prefault: 'now',
+        cpus: this.partition.cpus, prefault: 'now', // pre-faulted before it is ready: nothing left for start()
       }, console, memfd, this.registry.hostForAdoption.ringPoller, { devices: adoptVmDevices(config, m.fds.slice(1), vconsole) });
+      if (this.aborting) {
+        await machine.stop();
+        throw new Error('the swap was aborted while the shell was built');
+      }
       this.shells.set(name, { config, createdAt: str(m, 'createdAt'), machine, console, vconsole });
       this.channel.send(MessageType.ShellReady, { name });
       if (faultArmed('b-crash-after-shell')) crashNow();
     } catch (e) {
-      this.fail(name, e);
+      for (const c of consoles) c.close();
+      if (!this.aborting) this.fail(name, e);
     }
+  }
+
+  /** Shells being built, and whether the swap is being abandoned (then a finished shell is dropped). */
+  private readonly building = new Set<Promise<void>>();
+  private aborting = false;
+
+  /** Waits for the shells being built: each ends dropped, since `aborting` is set first. */
+  private async settleBuilding(): Promise<void> {
+    this.aborting = true;
+    await Promise.allSettled([...this.building]);
   }
 
   private restore(m: Received): void {
@@ -402,6 +426,7 @@ export class SwapReceiver {
 
   private async discardAll(): Promise<void> {
     this.coolDown();
+    await this.settleBuilding();
     for (const s of this.shells.values()) await s.machine.stop();
     this.shells.clear();
     await this.partition.destroy().catch(() => undefined);
@@ -449,6 +474,7 @@ export class SwapReceiver {
   /** A went away before retiring. Without moved VMs B just leaves; with some, B becomes the instance. */
   private async onChannelLost(platform: ReturnType<typeof platformFromBytes>): Promise<Daemon | undefined> {
     this.coolDown();
+    await this.settleBuilding();
     for (const s of this.shells.values()) await s.machine.stop();
     this.shells.clear();
     const running = this.registry.list().filter((v) => v.running);

@@ -14,8 +14,8 @@ export interface MemfdMapping {
   readonly address: bigint;
 }
 
-/** Pre-faulting in the background goes in 1 MiB chunks: each madvise is short (under a millisecond), so it
- * never holds a CPU long enough to delay a vCPU thread, and a close never waits for more than one chunk. */
+/** Pre-faulting in the background goes in 1 MiB chunks, each at nice 10 on its pool thread (native mem.c), so
+ * it does not hold a CPU a vCPU thread wants, and a close never waits for more than one chunk. */
 const PREFAULT_CHUNK_BYTES = 1024 * 1024;
 
 export class Memfd {

@@ -132,12 +132,34 @@ export class Machine {
    */
   static createShell(input: MachineConfig, consoleSink: ByteSink, memfd: Memfd, ringPoller: RingPoller = new RingPoller(), opts: { premapped?: readonly MemfdMapping[]; devices?: readonly VirtioAttachment[] } = {}): Machine {
     const devices = opts.devices ?? [];
+    const config = Machine.shellConfig(input, memfd, devices);
+    return Machine.construct(config, ringPoller, devices, (m) => m.buildShell(consoleSink, devices, memfd, opts.premapped));
+  }
+
+  /**
+   * As createShell(), but KVM registers the memslots on a pool thread (it sleeps ~6 ms per VM on
+   * this host), so several shells are built at once.
+   */
+  static async createShellAsync(input: MachineConfig, consoleSink: ByteSink, memfd: Memfd, ringPoller: RingPoller = new RingPoller(), opts: { devices?: readonly VirtioAttachment[] } = {}): Promise<Machine> {
+    const devices = opts.devices ?? [];
+    const config = Machine.shellConfig(input, memfd, devices);
+    const m = Machine.construct(config, ringPoller, devices, (mm) => mm.buildShell(consoleSink, devices, memfd, undefined, 'async'));
+    try {
+      await m.memory.slotsRegistered;
+    } catch (e) {
+      await m.release();
+      throw e;
+    }
+    return m;
+  }
+
+  private static shellConfig(input: MachineConfig, memfd: Memfd, devices: readonly VirtioAttachment[]): MachineConfig {
     const config = validateMachineConfig(input, { needKernel: false });
     if (memfd.size !== config.memSizeMib * MiB) {
       closeAttachments(devices);
       throw new MachineConfigError(`the guest RAM memfd is ${memfd.size} bytes but the VM has ${config.memSizeMib} MiB`);
     }
-    return Machine.construct(config, ringPoller, devices, (m) => m.buildShell(consoleSink, devices, memfd, opts.premapped));
+    return config;
   }
 
   /** The machine owns `devices` from here on: they are closed with it, or at once if it cannot be built. */
@@ -172,7 +194,7 @@ export class Machine {
     this.vm.createIrqchip();
     this.vm.createPit2(abi.KVM_PIT_SPEAKER_DUMMY);
     this.ram = memfd
-      ? GuestRam.attach(this.vm, memfd, 'now', premapped)
+      ? GuestRam.attach(this.vm, memfd, 'now', premapped, slots)
       : GuestRam.create(this.vm, c.memSizeMib * MiB, `swapvisor-${c.name}`, c.prefault ?? 'background', slots);
     this.consoleSink = consoleSink;
     this.devices = createLegacyDevices(this.vm, this.deviceEvents());
