@@ -31,12 +31,16 @@ export interface LaunchedB {
 }
 
 /**
- * V8 flags of every daemon process. --no-opt keeps V8 from optimizing (and de-optimizing) functions
- * at moments it chooses: measured here, a swap's pause window then always took ~3 ms, where with
- * optimization one step in it (encoding in A or decoding in B) hit a ~4.5 ms recompile in most swaps.
- * The daemon's per-exit work is small; its VMs ran as fast either way (blkcheck passes, heartbeats).
+ * V8 flags of every daemon process.
+ * - --no-opt keeps V8 from optimizing (and de-optimizing) functions at moments it chooses: measured
+ *   here, a swap's pause window then always took ~3 ms, where with optimization one step in it
+ *   (encoding in A or decoding in B) hit a ~4.5 ms recompile in most swaps. The daemon's per-exit
+ *   work is small; its VMs ran as fast either way (blkcheck passes, heartbeats).
+ * - --always-sparkplug compiles every function to baseline code on its first run. Without it B's
+ *   decode and restore ran still interpreted in about 4 swaps of 10 (~750 µs each instead of ~180:
+ *   the baseline compiler works in batches, when it chooses); --no-sparkplug made every swap slow.
  */
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--no-opt'];
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--no-opt', '--always-sparkplug'];
 /** The nice value daemons run at. */
 export const DAEMON_NICE = 0;
 
