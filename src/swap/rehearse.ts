@@ -3,9 +3,9 @@
 //   on it: that also proves B can run and restore a VM on this host (rehearsePauseWindow).
 // - A rehearses while B starts, because the code of the window runs once per swap in A and is cold
 //   otherwise: measured here, the first run of each step in a process is 3-10x slower than the
-//   twentieth. A's probe never runs (its boot state is saved and restored) and every step is followed
-//   by a short sleep, because A shares its one CPU with its VMs then: a probe guest booting under PVM
-//   held that CPU for ~1.5 ms at a time, and back-to-back rounds for about as long
+//   twentieth. A's probe is paused as soon as it starts, so its guest does not run, and every step is
+//   followed by a short sleep, because A shares its one CPU with its VMs then: a probe guest booting
+//   under PVM held that CPU for ~1.5 ms at a time, and back-to-back rounds for about as long
 //   (rehearseQuietly).
 
 import { CURRENT_FORMAT_VERSION, COMPAT_FORMAT_VERSION } from '../state/envelope.js';
@@ -51,14 +51,19 @@ export async function rehearsePauseWindow(kernel: Uint8Array, rounds = REHEARSAL
 }
 
 /**
- * A's rehearsal: builds a probe VM that never runs and puts its boot state through `rounds` rounds,
- * in both state formats, sleeping `gapMs` after every step. Throws if the probe cannot be built.
+ * A's rehearsal: builds a probe VM, starts and pauses it at once, and puts its state through `rounds`
+ * rounds, in both state formats, sleeping `gapMs` after every step. Throws if the probe cannot be built.
  */
 export async function rehearseQuietly(kernel: Uint8Array, rounds = REHEARSAL_ROUNDS, gapMs = QUIET_STEP_GAP_MS): Promise<void> {
   const devices: VirtioAttachment[] = [{ kind: 'rng', id: 'rng' }, { kind: 'console', id: 'vconsole', sink: { write: () => {} } }];
   const probe = await Machine.createAsync({ name: 'swap-probe', kernel, cmdline: '', memSizeMib: 4, vcpus: 1 }, { write: () => {} }, undefined, devices);
   const pause = (): Promise<void> => new Promise((r) => setTimeout(r, gapMs));
   try {
+    // Start and pause at once: the vCPU thread finds the pause already asked for and leaves KVM_RUN
+    // before the guest runs (or after a few µs of it), and the pause path's code has run once.
+    probe.start();
+    await probe.pause();
+    await pause();
     for (let i = 0; i < rounds; i++) {
       const format = i % 2 === 0 ? CURRENT_FORMAT_VERSION : COMPAT_FORMAT_VERSION;
       const saved = probe.saveState();
