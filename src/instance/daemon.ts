@@ -205,7 +205,7 @@ export class Daemon {
       const { partition, log } = this.parts;
       // The next instance serves the same socket (a dup of the fd); closing ours leaves the path.
       if (this.server) await closeApiServer(this.server);
-      await partition.destroy().catch((e: unknown) => log.error({ err: String(e) }, 'partition.destroy-failed'));
+      await partition.destroy({ stayPinned: true }).catch((e: unknown) => log.error({ err: String(e) }, 'partition.destroy-failed'));
       log.info({}, 'daemon.retired');
       log.flush();
       this.stateDir.releaseLockOnly();

@@ -189,4 +189,18 @@ describe('Partition', () => {
       await holder.destroy();
     }
   });
+
+  it('a retiring instance gives its cpuset up but keeps its threads on its CPUs (stayPinned)', { skip: !CPUSET_MOUNTED }, async () => {
+    const name = uniqueName('retiring');
+    const p = Partition.create({ name, cpus: [1], memBudgetMib: 64, useCgroup: 'required' });
+    try {
+      await p.destroy({ stayPinned: true });
+      assert.equal(cpusetPath(), '/', 'out of its cpuset, which is gone');
+      assert.equal(existsSync(`${CPUSET_ROOT}/swapvisor/${name}`), false);
+      assert.deepEqual(distinctAffinities(), ['1'], 'every thread still on CPU 1, not on all CPUs of the root cpuset');
+    } finally {
+      await p.destroy();
+      pinProcess(original);
+    }
+  });
 });
