@@ -213,3 +213,20 @@ test('a shell built asynchronously on a running VM\'s memfd takes its guest over
   }
   assert.equal(openFdCount(), fdsBefore);
 });
+
+test('a machine started paused does not run its guest until it is resumed', async () => {
+  const out = new TextSink();
+  const m = Machine.create({ name: 'start-paused', kernel: HEARTBEAT, cmdline: 'count=3 period_us=1000', memSizeMib: 16, vcpus: 1 }, out);
+  try {
+    m.start({ paused: true });
+    await m.pause();
+    assert.equal(m.state, 'paused');
+    await sleep(50);
+    assert.equal(out.text, '', 'the guest printed nothing: it never ran');
+    m.resume();
+    assert.deepEqual(await m.exited, { reason: 'guest-exit', status: 0 });
+    assert.deepEqual(heartbeats(out.text).map((b) => b.seq), [1, 2, 3]);
+  } finally {
+    await m.stop();
+  }
+});

@@ -59,9 +59,10 @@ export async function rehearseQuietly(kernel: Uint8Array, rounds = REHEARSAL_ROU
   const probe = await Machine.createAsync({ name: 'swap-probe', kernel, cmdline: '', memSizeMib: 4, vcpus: 1 }, { write: () => {} }, undefined, devices);
   const pause = (): Promise<void> => new Promise((r) => setTimeout(r, gapMs));
   try {
-    // Start and pause at once: the vCPU thread finds the pause already asked for and leaves KVM_RUN
-    // before the guest runs (or after a few µs of it), and the pause path's code has run once.
-    probe.start();
+    // Started with the pause already asked for: the vCPU thread leaves KVM_RUN before the guest runs,
+    // and the pause path's code has run once. (A plain start then pause let the vCPU thread, woken at
+    // the guests' nice above this thread's swap nice, boot the guest for ~1.7 ms first.)
+    probe.start({ paused: true });
     await probe.pause();
     await pause();
     for (let i = 0; i < rounds; i++) {

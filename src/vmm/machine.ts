@@ -333,12 +333,13 @@ export class Machine {
     this.syncFastLsr();
   }
 
-  start(): void {
+  /** @param opts.paused each vCPU thread leaves KVM_RUN before the guest runs; pause() then completes the pause. */
+  start(opts: { paused?: boolean } = {}): void {
     if (this.runState !== 'created') throw new Error(`cannot start a machine that is ${this.runState}`);
     if (this.consoleQueue) this.ringPoller.add(this.drainFn);
     this.runState = 'running';
     if (this.config.cpus) this.pin(this.config.cpus);
-    for (const v of this.vcpus) v.start();
+    for (const v of this.vcpus) v.start(opts);
     // After the vCPUs: serving what queued up while paused must not hold up the guest's resume.
     this.virtio?.resume();
     if (this.config.prefault === 'background') void this.memory.prefaultInBackground();

@@ -85,11 +85,14 @@ export class Vcpu {
   get exitsTotal(): number { return this.counters.exits + (this.finalFastExits ?? this.thread.fastExits); }
   private finalFastExits: number | undefined;
 
-  /** Starts (or resumes) running the guest. */
-  start(): void {
+  /**
+   * Starts (or resumes) running the guest. With `paused` the pause is asked for up front: KVM_RUN
+   * returns at once without running the guest, and pause() resolves when it has.
+   */
+  start(opts: { paused?: boolean } = {}): void {
     if (this.runState !== 'idle' && this.runState !== 'paused') throw new Error(`cannot start vCPU ${this.id} while ${this.runState}`);
-    this.run.setUint8(abi.KVM_RUN_IMMEDIATE_EXIT, 0);
-    this.runState = 'running';
+    this.run.setUint8(abi.KVM_RUN_IMMEDIATE_EXIT, opts.paused ? 1 : 0);
+    this.runState = opts.paused ? 'pausing' : 'running';
     this.thread.run();
   }
 
