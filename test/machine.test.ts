@@ -230,3 +230,20 @@ test('a machine started paused does not run its guest until it is resumed', asyn
     await m.stop();
   }
 });
+
+test('stopping a VM that ran leaves the event loop free: its teardown runs off the main thread', async () => {
+  const fdsBefore = openFdCount();
+  const m = Machine.create({ name: 'teardown', kernel: HEARTBEAT, cmdline: 'period_us=1000', memSizeMib: 64, vcpus: 1 }, new TextSink());
+  m.start();
+  await sleep(300); // the guest runs and its RAM is faulted in: destroying the VM and unmapping RAM take ~30 ms here
+  let ticks = 0;
+  const timer = setInterval(() => { ticks++; }, 1);
+  try {
+    await m.stop();
+  } finally {
+    clearInterval(timer);
+  }
+  // On the main thread the teardown used to block every timer until it was done.
+  assert.ok(ticks >= 3, `only ${ticks} 1 ms timer ticks ran during the stop`);
+  assert.equal(openFdCount(), fdsBefore);
+});

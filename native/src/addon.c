@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 napi_value throw_errno(napi_env env, const char *syscall, int err) {
   const char *name = strerrorname_np(err);
@@ -115,6 +118,16 @@ static void async_call_complete(napi_env env, napi_status status, void *data) {
   napi_delete_async_work(env, c->work);
   free(c);
   napi_call_function(env, undef, cb, 1, argv, NULL);
+}
+
+int run_at_nice(int nice, int (*fn)(struct async_call *), struct async_call *c) {
+  pid_t tid = (pid_t)syscall(SYS_gettid);
+  errno = 0;
+  int before = getpriority(PRIO_PROCESS, (id_t)tid);
+  bool lowered = errno == 0 && before < nice && setpriority(PRIO_PROCESS, (id_t)tid, nice) == 0;
+  int err = fn(c);
+  if (lowered) setpriority(PRIO_PROCESS, (id_t)tid, before); /* root may raise it back; others keep it */
+  return err;
 }
 
 /* Takes ownership of `c` (calloc'ed by the caller, `run` and its arguments filled in). */

@@ -48,6 +48,11 @@ struct async_call {
   size_t len;
 };
 napi_value queue_async_call(napi_env env, struct async_call *c, const char *name, napi_value keep, napi_value done);
+/* Runs fn(c) with the calling (pool) thread at `nice`, then puts its nice back where permitted. */
+int run_at_nice(int nice, int (*fn)(struct async_call *), struct async_call *c);
+/* Teardown on a pool thread (unmapping guest RAM, destroying a VM: 10-30 ms of kernel time each here)
+ * runs at this nice: it must neither block the main thread nor hold a CPU a vCPU thread wants. */
+#define TEARDOWN_NICE 19
 
 void init_fd(napi_env env, napi_value exports);
 void init_mem(napi_env env, napi_value exports);

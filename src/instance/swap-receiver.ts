@@ -5,6 +5,7 @@
 // See docs/hot-swap.md for the receiver's state machine.
 
 import { readFileSync } from 'node:fs';
+import { processRunning } from '../sys/process-state.js';
 import { decodeVmState, encodeVmState } from '../state/vm-state.js';
 import { Memfd } from '../sys/memfd.js';
 import { Socket } from 'node:net';
@@ -458,17 +459,13 @@ export class SwapReceiver {
     return this.daemon;
   }
 
+  /**
+   * Until A has exited. A zombie counts as exited: its memory and files are gone by then, and it stays
+   * a zombie until its parent reaps it, which init here did up to ~2 s later.
+   */
   private async waitForA(timeoutMs = 30_000): Promise<void> {
     const end = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        process.kill(this.aPid, 0);
-      } catch {
-        return;
-      }
-      if (Date.now() > end) return;
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    while (processRunning(this.aPid) && Date.now() <= end) await new Promise((r) => setTimeout(r, 5));
   }
 
   /** A went away before retiring. Without moved VMs B just leaves; with some, B becomes the instance. */

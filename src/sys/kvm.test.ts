@@ -98,7 +98,7 @@ async function withGuest(code: readonly number[], body: (g: Guest) => Promise<vo
           vcpu.close();
         }
       } finally {
-        memfd.close();
+        await memfd.close();
       }
     } finally {
       vm.close();

@@ -102,6 +102,8 @@ export class VmFd {
 
   get fd(): number { return this.owned.fd; }
   close(): void { this.owned.close(); }
+  /** Closes off the calling thread: when no vCPU fd is left, this destroys the VM (see OwnedFd.closeAsync). */
+  closeAsync(): Promise<void> { return this.owned.closeAsync(); }
 
   checkExtension(cap: number): number { return native().ioctl(this.fd, abi.KVM_CHECK_EXTENSION, cap); }
 

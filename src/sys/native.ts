@@ -25,6 +25,7 @@ export type VcpuThreadHandle = { readonly __vcpuThread: unique symbol };
 export interface NativeAddon {
   open(path: string, flags: number): number;
   close(fd: number): void;
+  closeAsync(fd: number, done: (errno: number) => void): void;
   ioctl(fd: number, request: number, arg?: Uint8Array | number | bigint): number;
   ioctlAsync(fd: number, request: number, arg: Uint8Array, done: (errno: number) => void): void;
   ioctlBatch(fds: Int32Array, requests: Uint32Array, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, results: Int32Array): number;
@@ -53,6 +54,7 @@ export interface NativeAddon {
   flock(fd: number, op: number): boolean;
   mmap(fd: number, length: number, prot: number, flags: number, offset: number): { buffer: ArrayBuffer; address: bigint };
   munmap(buffer: ArrayBuffer): void;
+  munmapAsync(buffer: ArrayBuffer, done: (errno: number) => void): void;
   madvise(buffer: ArrayBuffer | Uint8Array, offset: number, length: number, advice: number): void;
   populateAsync(buffer: ArrayBuffer, offset: number, length: number, done: (errno: number) => void): void;
   socketpair(type: number): [number, number];

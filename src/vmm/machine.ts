@@ -402,8 +402,10 @@ export class Machine {
     this.consoleQueue = undefined;
     this.virtio?.release();
     for (const fd of this.vcpuFds) fd.close();
-    this.vm.close();
+    // Destroying the VM and unmapping its RAM take 10-30 ms of kernel time each: off this thread,
+    // which serves the other VMs meanwhile.
+    const vmClosed = this.vm.closeAsync();
     this.kvm.close();
-    await this.ram?.close();
+    await Promise.all([vmClosed, this.ram?.close()]);
   }
 }
