@@ -7,6 +7,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CLI, type CliResult, runCli } from './helpers.js';
+import { processRunning } from '../src/sys/process-state.js';
 
 export interface HttpResult {
   status: number;
@@ -51,13 +52,9 @@ export class DaemonHarness {
     });
   }
 
+  /** Running: not gone and not a zombie (a daemon's parent may be init, which reaps late). */
   alive(pid: number): boolean {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
+    return processRunning(pid);
   }
 
   async waitGone(pid: number, timeoutMs = 30_000): Promise<void> {
