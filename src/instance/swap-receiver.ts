@@ -102,13 +102,17 @@ export class SwapReceiver {
   }
 
   /**
-   * From the VM's state arriving to the restored VM, B's main thread goes ahead of the guests on its
-   * CPU (they may compute flat out at its own nice): decoding and restoring are the VM's pause. Not
-   * from IMMINENT on: B's loop spins from there, and the VMs already moved here would wait behind it.
+   * From A's IMMINENT to the restored VM, B's main thread goes ahead of the guests on its CPU (they
+   * may compute flat out at its own nice): noticing the state, decoding and restoring it are the VM's
+   * pause. A guest that computes in a VM already moved here would otherwise make the state wait in
+   * the socket for a scheduler tick or more (a demo swap's pause: 12 ms, 11.5 of them "transfer").
+   * Meanwhile B's loop spins, but yields the CPU every turn (hot-loop.ts), so those VMs still run.
    */
   private raiseForPauseWindow(): void {
     this.lowerForGuests();
-    this.lowerPriority = setOwnNice(PAUSE_WINDOW_NICE);
+    const lower = setOwnNice(PAUSE_WINDOW_NICE);
+    const timer = setTimeout(lower, IMMINENT_HOT_MS); // A never sent the state: not for ever
+    this.lowerPriority = () => { clearTimeout(timer); lower(); };
   }
 
   private lowerForGuests(): void {
@@ -210,6 +214,7 @@ export class SwapReceiver {
         // A is pausing this VM now: stay awake until its state is in (see hot-loop.ts).
         this.coolDown();
         this.releaseHot = this.hot.holdFor(IMMINENT_HOT_MS);
+        this.raiseForPauseWindow();
         this.channel.send(MessageType.ImminentAck, { name: str(m, 'name') });
         return;
       case MessageType.ConsoleClients: {
@@ -308,7 +313,7 @@ export class SwapReceiver {
   }
 
   private restore(m: Received): void {
-    this.raiseForPauseWindow();
+    if (!this.lowerPriority) this.raiseForPauseWindow(); // an A that sends no IMMINENT
     try {
       this.restoreAndRun(m);
     } finally {
