@@ -336,12 +336,12 @@ describe('VcpuThread', () => {
     });
   });
 
-  itNoLeak('creating a thread for a non-vCPU fd fails with an errno, not a crash', () => {
+  itNoLeak('creating a thread for a non-vCPU fd fails with an errno, not a crash', async () => {
     const m = Memfd.create('swapvisor-kvm-test-not-a-vcpu', 4096);
     try {
       assert.throws(() => new VcpuThread(m.fd, () => {}), (e: unknown) => (e as { syscall?: string }).syscall === 'KVM_SET_SIGNAL_MASK');
     } finally {
-      m.close();
+      await m.close();
     }
   });
 });
