@@ -15,6 +15,7 @@ import { type ProcMemory, procCpuSeconds, procPss, procStatus } from './procfs.j
 import { locateQemu, qemuVersion } from './qemu.js';
 import { round, summarize } from './stats.js';
 import { inRepo, memArg, repoRoot, wholeNumber, stringOptions } from './args.js';
+import { processRunning } from '../src/sys/process-state.js';
 
 export const DENSITY_USAGE =
   'usage: npm run bench -- density [--vms N] [--mem SIZE] [--period-ms MS] [--concurrency C]   (N 1..500, default 100; SIZE 2M..1G, default 16M; MS 1..10000, default 100; C 1..16, default 4)';
@@ -61,15 +62,6 @@ function memMib(m: ProcMemory): Record<string, number> {
 
 const vmmMib = (m: ProcMemory): number => m.rssAnonMib + m.rssFileMib;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** What the bench has started and must stop, whatever happens: read by the normal path and by SIGINT. */
 interface Owned {
   stateDir?: string;
@@ -94,7 +86,7 @@ function cliArgs(...args: string[]): string[] {
 function cleanupDaemonSync(owned: Owned, log: (line: string) => void): void {
   const { stateDir, daemonPid } = owned;
   if (stateDir === undefined) return;
-  if (daemonPid !== undefined && alive(daemonPid)) {
+  if (daemonPid !== undefined && processRunning(daemonPid)) {
     log(`density: stopping daemon pid ${daemonPid}`);
     const r = spawnSync(process.execPath, cliArgs('daemon', 'stop', '--state-dir', stateDir), {
       cwd: repoRoot, encoding: 'utf8', timeout: DAEMON_STOP_TIMEOUT_MS, stdio: ['ignore', 'pipe', 'pipe'],

@@ -14,6 +14,7 @@ import { ApiClient, DaemonNotRunningError, stateDirFrom } from './api-client.js'
 import { UsageError } from './errors.js';
 import { parseSizeMib } from './size.js';
 import { DAEMON_USAGE } from './usage.js';
+import { processRunning } from '../sys/process-state.js';
 
 
 const READY_TIMEOUT_MS = 20_000;
@@ -24,15 +25,6 @@ function onlineCpus(): number[] {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Serves until SIGTERM/SIGINT (then shuts down) or until a hot swap retired this instance. */
 async function serveUntilDone(daemon: Daemon): Promise<number> {
@@ -100,7 +92,7 @@ async function stop(stateDir: string): Promise<number> {
   const info = await api.json<{ pid: number }>('GET', '/v1/instance');
   process.kill(info.pid, 'SIGTERM');
   const deadline = Date.now() + STOP_TIMEOUT_MS;
-  while (alive(info.pid)) {
+  while (processRunning(info.pid)) {
     if (Date.now() > deadline) throw new UsageError(`daemon pid ${info.pid} did not stop within ${STOP_TIMEOUT_MS / 1000} s`);
     await sleep(50);
   }

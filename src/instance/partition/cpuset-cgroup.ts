@@ -5,6 +5,7 @@
 import { readdirSync, accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { processRunning } from '../../sys/process-state.js';
 import { formatCpuList, isSubset, normalizeCpus, parseCpuList } from './cpu-list.js';
 
 export const CPUSET_ROOT = '/sys/fs/cgroup/cpuset';
@@ -270,12 +271,7 @@ export function sweepStale(parent: string): string[] {
     const m = /-(\d+)$/.exec(name);
     if (!m) continue;
     const pid = Number(m[1]);
-    try {
-      process.kill(pid, 0);
-      continue; // its owner lives
-    } catch {
-      // gone: remove the cpuset if it is empty
-    }
+    if (processRunning(pid)) continue; // its owner lives (an exited owner still unreaped has left its cgroup)
     try {
       rmdirSync(path.join(parent, name));
       removed.push(name);
