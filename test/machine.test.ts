@@ -169,25 +169,6 @@ test('vCPU threads ask for short time slices at the main thread\'s priority', as
   }
 });
 
-test('the boot state of a machine that never ran, restored into another, boots the guest there', async () => {
-  const fdsBefore = openFdCount();
-  const config = { kernel: HEARTBEAT, cmdline: 'count=5 period_us=1000', memSizeMib: 16, vcpus: 1 };
-  const first = Machine.create({ name: 'boot-state-src', ...config }, new TextSink());
-  const out = new TextSink();
-  const second = Machine.create({ name: 'boot-state-dst', ...config }, out);
-  try {
-    assert.equal(first.state, 'created');
-    second.restoreState(first.saveState());
-    second.start();
-    assert.deepEqual(await second.exited, { reason: 'guest-exit', status: 0 });
-    assert.deepEqual(heartbeats(out.text).map((b) => b.seq), [1, 2, 3, 4, 5]);
-  } finally {
-    await first.stop();
-    await second.stop();
-  }
-  assert.equal(openFdCount(), fdsBefore);
-});
-
 test('a shell built asynchronously on a running VM\'s memfd takes its guest over with no heartbeat lost or repeated', async () => {
   const fdsBefore = openFdCount();
   const outA = new TextSink();

@@ -266,7 +266,7 @@ export class SwapReceiver {
     this.channel.send(MessageType.VmFailed, { name, code, message: e instanceof Error ? e.message : String(e) });
   }
 
-  /** Builds a VM's shell; A sends several PREPARE_VMs at once, and their memslots and pre-faults overlap. */
+  /** Builds a VM's shell; A sends several PREPARE_VMs at once, and their memslot registrations overlap. */
   private prepare(m: Received): Promise<void> {
     const build = this.buildShell(m);
     this.building.add(build);

@@ -20,15 +20,18 @@ export const REHEARSAL_ROUNDS = 20;
 const QUIET_STEP_GAP_MS = 1;
 
 /**
+ * Two virtio devices the heartbeat leaves alone, so that the virtio transport's save and restore are
+ * rehearsed too (a disk or a tap would need a file or a device; their transport code is the same).
+ */
+const probeDevices = (): VirtioAttachment[] => [{ kind: 'rng', id: 'rng' }, { kind: 'console', id: 'vconsole', sink: { write: () => {} } }];
+
+/**
  * Boots `kernel` (the heartbeat, run for 3 beats) and rehearses the window `rounds` times on it, in
  * both state formats; resolves with how the probe ended. Throws if the probe cannot be built.
  */
 export async function rehearsePauseWindow(kernel: Uint8Array, rounds = REHEARSAL_ROUNDS): Promise<MachineExit> {
   // createAsync: the memslot ioctl (~6 ms here) runs off the event loop, which serves the instance's VMs.
-  // Two virtio devices the heartbeat leaves alone, so that the virtio transport's save and restore
-  // are rehearsed too (a disk or a tap would need a file or a device; their transport code is the same).
-  const devices: VirtioAttachment[] = [{ kind: 'rng', id: 'rng' }, { kind: 'console', id: 'vconsole', sink: { write: () => {} } }];
-  const probe = await Machine.createAsync({ name: 'swap-probe', kernel, cmdline: 'count=3 period_us=1000', memSizeMib: 4, vcpus: 1, prefault: 'now' }, { write: () => {} }, undefined, devices);
+  const probe = await Machine.createAsync({ name: 'swap-probe', kernel, cmdline: 'count=3 period_us=1000', memSizeMib: 4, vcpus: 1, prefault: 'now' }, { write: () => {} }, undefined, probeDevices());
   probe.start();
   const timer = setTimeout(() => void probe.stop(), PROBE_TIMEOUT_MS);
   await new Promise((r) => setTimeout(r, 1));
@@ -55,8 +58,7 @@ export async function rehearsePauseWindow(kernel: Uint8Array, rounds = REHEARSAL
  * rounds, in both state formats, sleeping `gapMs` after every step. Throws if the probe cannot be built.
  */
 export async function rehearseQuietly(kernel: Uint8Array, rounds = REHEARSAL_ROUNDS, gapMs = QUIET_STEP_GAP_MS): Promise<void> {
-  const devices: VirtioAttachment[] = [{ kind: 'rng', id: 'rng' }, { kind: 'console', id: 'vconsole', sink: { write: () => {} } }];
-  const probe = await Machine.createAsync({ name: 'swap-probe', kernel, cmdline: '', memSizeMib: 4, vcpus: 1 }, { write: () => {} }, undefined, devices);
+  const probe = await Machine.createAsync({ name: 'swap-probe', kernel, cmdline: '', memSizeMib: 4, vcpus: 1 }, { write: () => {} }, undefined, probeDevices());
   const pause = (): Promise<void> => new Promise((r) => setTimeout(r, gapMs));
   try {
     // Started with the pause already asked for: the vCPU thread leaves KVM_RUN before the guest runs,

@@ -112,10 +112,14 @@ export class Machine {
    */
   static async createAsync(input: MachineConfig, consoleSink: ByteSink, ringPoller: RingPoller = new RingPoller(), devices: readonly VirtioAttachment[] = []): Promise<Machine> {
     const config = validateMachineConfig(input);
-    const m = Machine.construct(config, ringPoller, devices, (mm) => {
+    return Machine.slotsReady(Machine.construct(config, ringPoller, devices, (mm) => {
       mm.buildShell(consoleSink, devices, undefined, undefined, 'async');
       mm.loadBootKernel();
-    });
+    }));
+  }
+
+  /** Resolves with `m` once KVM knows its memslots; releases it if they could not be registered. */
+  private static async slotsReady(m: Machine): Promise<Machine> {
     try {
       await m.memory.slotsRegistered;
     } catch (e) {
@@ -143,14 +147,7 @@ export class Machine {
   static async createShellAsync(input: MachineConfig, consoleSink: ByteSink, memfd: Memfd, ringPoller: RingPoller = new RingPoller(), opts: { devices?: readonly VirtioAttachment[] } = {}): Promise<Machine> {
     const devices = opts.devices ?? [];
     const config = Machine.shellConfig(input, memfd, devices);
-    const m = Machine.construct(config, ringPoller, devices, (mm) => mm.buildShell(consoleSink, devices, memfd, undefined, 'async'));
-    try {
-      await m.memory.slotsRegistered;
-    } catch (e) {
-      await m.release();
-      throw e;
-    }
-    return m;
+    return Machine.slotsReady(Machine.construct(config, ringPoller, devices, (mm) => mm.buildShell(consoleSink, devices, memfd, undefined, 'async')));
   }
 
   private static shellConfig(input: MachineConfig, memfd: Memfd, devices: readonly VirtioAttachment[]): MachineConfig {
@@ -257,12 +254,9 @@ export class Machine {
     applyBootState(boot, kernel.bootCpu);
   }
 
-  /**
-   * The complete state of a paused machine, or the boot state of one that has not run yet: KVM's side
-   * and every device. Guest RAM is not in it.
-   */
+  /** The complete state of a paused machine: KVM's side and every device. Guest RAM is not in it. */
   saveState(): MachineSnapshot {
-    if (this.runState !== 'paused' && this.runState !== 'created') throw new Error(`cannot save a machine that is ${this.runState}; pause it first`);
+    if (this.runState !== 'paused') throw new Error(`cannot save a machine that is ${this.runState}; pause it first`);
     return {
       kvm: captureKvmState(this.kvm, this.vm, this.vcpuFds),
       devices: saveLegacyDevices(this.devices),
