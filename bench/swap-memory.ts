@@ -26,6 +26,24 @@ export function shmemMib(): number {
   return Number(m[1]) / 1024;
 }
 
+/**
+ * Waits until `pid` maps `wantMib` of shared memory (its VMs' guest RAM, pre-faulted in the background
+ * after boot): until then the pre-fault competes with the guests for the CPUs, which is a VM's start,
+ * not the swap this bench measures.
+ */
+export async function waitGuestRamResident(pid: number, wantMib: number, timeoutMs: number): Promise<number> {
+  const t0 = performance.now();
+  for (;;) {
+    const have = statusMib(pid, 'RssShmem');
+    if (have === undefined) throw new BenchRunError(`swap: the daemon (pid ${pid}) is gone`);
+    if (have >= wantMib) return performance.now() - t0;
+    if (performance.now() - t0 > timeoutMs) {
+      throw new BenchRunError(`swap: the daemon maps ${have.toFixed(0)} MiB of guest RAM ${timeoutMs / 1000} s after the VMs started, expected ${wantMib} MiB`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** The child of `parent` that is a `daemon receive` for our state dir: instance B while it is A's child. */
 function findReceiver(parent: number, stateDir: string): number | undefined {
   let kids: string;

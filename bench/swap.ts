@@ -13,12 +13,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient } from '../src/cli/api-client.js';
 import type { SwapReportJson } from '../src/instance/swap-control.js';
 import { BenchRunError } from './errors.js';
-import { MemSampler, SAMPLE_MS, shmemMib } from './swap-memory.js';
+import { MemSampler, SAMPLE_MS, shmemMib, waitGuestRamResident } from './swap-memory.js';
 import { lowerOwnPriority } from './priority.js';
 import { gapWindow } from './heartbeat-log.js';
 import { DAEMON_CPUS, GUEST, type Owned, checkAllRunning, cleanupSync, consoleBeats, createVms, describeApiError, forEachLimited, lastBeats, startDaemon, waitHeartbeating } from './swap-fleet.js';
 import { hostInfo } from './host.js';
 import { measureQemuMigration } from './qemu-migration.js';
+import { measureHostFloor } from './host-floor.js';
 import { percentile, round } from './stats.js';
 import { inRepo, memArg, repoRoot, wholeNumber, stringOptions } from './args.js';
 
@@ -32,6 +33,10 @@ const MIN_BUDGET_MIB = 4096;
 const BUDGET_SLACK_MIB = 512;
 /** How long the VMs run before the first swap, and the window either side of a swap for the gap. */
 const SETTLE_MS = 1_000;
+/** How long the VMs' background pre-fault may take before the first swap (1 GiB VMs take seconds). */
+const RESIDENT_TIMEOUT_MS = 60_000;
+/** How long the host's floor is measured (cyclictest), per CPU. */
+const HOST_FLOOR_SECONDS = 20;
 const WINDOW_MS = 1_000;
 /** Extra wait after a swap's window before reading the consoles, so that the window's last line is printed. */
 const WINDOW_SLACK_MS = 300;
@@ -190,6 +195,7 @@ async function swapOnce(index: number, api: ApiClient, stateDir: string, names: 
     const mark = report.vms.find((v) => v.name === n)?.guestTscAtPause;
     const w = gapWindow(beats, b0.tsc - windowTsc, b1.tsc + windowTsc, b0.seq, a.periodUs, tscKhz, wholeLog, `swap: swap ${index}, VM ${n}`,
       mark !== undefined ? BigInt(mark) : undefined);
+    if (process.env['DBG'] && w.atMark) process.stderr.write(`DBG ${index} ${n} other ${w.atMark.otherGapMs.toFixed(2)} at ${((Number(mark) - Number(b0.tsc)) / tscKhz + w.atMark.otherGapFromMarkMs).toFixed(1)} pauseAt ${((Number(mark) - Number(b0.tsc)) / tscKhz).toFixed(1)} atPause ${w.atMark.gapMs.toFixed(2)}\n`);
     if (w.atMark) {
       pauseGaps.push(w.atMark.gapMs);
       otherGaps.push(w.atMark.otherGapMs);
@@ -206,6 +212,7 @@ async function swapOnce(index: number, api: ApiClient, stateDir: string, names: 
     throw new BenchRunError(`swap: swap ${index} (${report.id}) broke heartbeat continuity: ${seqLost} seq lost, ${seqDuplicated} duplicated or out of order (${problems.slice(0, 8).join('; ')})`);
   }
 
+  if (process.env['DBG']) process.stderr.write(`DBG ${index} phases ${JSON.stringify(report.phases.map((p) => [p.name, Math.round(p.startMs), Math.round(p.endMs ?? -1)]))} total ${report.totalMs}\n`);
   const launch = phaseMs(report, 'launch');
   const move = phaseMs(report, 'move-vm');
   if (report.totalMs === null || launch.end === null || move.end === null) {
@@ -283,6 +290,8 @@ async function measureSwapvisor(a: SwapArgs, owned: Owned, log: (line: string) =
   log(`swap: creating ${a.vms} heartbeat VMs (${a.memMib} MiB, period ${a.periodUs} µs)`);
   await createVms(api, names, a);
   const tscKhz = await waitHeartbeating(api, names, a.periodUs, log);
+  const residentMs = await waitGuestRamResident(pid, a.vms * a.memMib, RESIDENT_TIMEOUT_MS);
+  log(`swap: all guest RAM resident ${residentMs.toFixed(0)} ms after the first heartbeats`);
   await sleep(SETTLE_MS);
   await checkAllRunning(api, names, 'before the first swap');
   const runs: SwapRun[] = [];
@@ -305,6 +314,8 @@ export async function runSwapBench(argv: string[], log: (line: string) => void):
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
+    // The host alone first, with nothing of ours running: the floor under any guest's gap.
+    const hostFloor = await measureHostFloor(a.periodUs, HOST_FLOOR_SECONDS, log);
     let sv: Awaited<ReturnType<typeof measureSwapvisor>>;
     try {
       sv = await measureSwapvisor(a, owned, log);
@@ -358,6 +369,7 @@ export async function runSwapBench(argv: string[], log: (line: string) => void):
         aRssAnonBeforeMib: round(r.aRssAnonBeforeMib, 1), daemonsRssAnonPeakMib: round(r.daemonsRssAnonPeakMib, 1),
         extraHostMemoryMib: round(r.extraHostMemoryMib, 2), samples: r.samples, loadAvg1: round(r.loadAvg1),
       })),
+      hostFloor,
       qemu,
       gapRatioVsQemu: round(guestGap.p50 / qemuGapP50, 3),
       // Like for like: QEMU's gap at its switch against swapvisor's gap at each VM's own pause.
