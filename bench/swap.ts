@@ -195,7 +195,6 @@ async function swapOnce(index: number, api: ApiClient, stateDir: string, names: 
     const mark = report.vms.find((v) => v.name === n)?.guestTscAtPause;
     const w = gapWindow(beats, b0.tsc - windowTsc, b1.tsc + windowTsc, b0.seq, a.periodUs, tscKhz, wholeLog, `swap: swap ${index}, VM ${n}`,
       mark !== undefined ? BigInt(mark) : undefined);
-    if (process.env['DBG'] && w.atMark) process.stderr.write(`DBG ${index} ${n} other ${w.atMark.otherGapMs.toFixed(2)} at ${((Number(mark) - Number(b0.tsc)) / tscKhz + w.atMark.otherGapFromMarkMs).toFixed(1)} pauseAt ${((Number(mark) - Number(b0.tsc)) / tscKhz).toFixed(1)} atPause ${w.atMark.gapMs.toFixed(2)}\n`);
     if (w.atMark) {
       pauseGaps.push(w.atMark.gapMs);
       otherGaps.push(w.atMark.otherGapMs);
@@ -212,7 +211,6 @@ async function swapOnce(index: number, api: ApiClient, stateDir: string, names: 
     throw new BenchRunError(`swap: swap ${index} (${report.id}) broke heartbeat continuity: ${seqLost} seq lost, ${seqDuplicated} duplicated or out of order (${problems.slice(0, 8).join('; ')})`);
   }
 
-  if (process.env['DBG']) process.stderr.write(`DBG ${index} phases ${JSON.stringify(report.phases.map((p) => [p.name, Math.round(p.startMs), Math.round(p.endMs ?? -1)]))} total ${report.totalMs}\n`);
   const launch = phaseMs(report, 'launch');
   const move = phaseMs(report, 'move-vm');
   if (report.totalMs === null || launch.end === null || move.end === null) {
