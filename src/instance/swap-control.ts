@@ -63,11 +63,29 @@ export class SwapControl {
   constructor(private readonly daemon: Daemon, private readonly parts: DaemonParts) {
     // The slice for the usual split is ready before anyone asks for a swap: computing it (reading,
     // decoding, slicing and encoding the record) takes milliseconds on the thread the VMs' exits need.
+    // So is the pause window's code (see warmPauseWindow).
     const warm = setTimeout(() => {
       const cpus = parts.partition.cpus;
       if (cpus.length >= 2) this.sliceFor(splitCpus(cpus).bCpus, parts.partition.budget.total);
+      void this.warmPauseWindow();
     }, 500);
     warm.unref();
+  }
+
+  private warmed: Promise<void> | undefined;
+
+  /**
+   * Runs the pause window's code once in this process, on a probe VM (rehearseQuietly), so that the
+   * first VM a swap moves does not pay for cold code: measured here, the first run of each step is
+   * 3-10x slower than the twentieth. Once per process, soon after start and not during a swap:
+   * building the probe holds this thread for 2-10 ms (a kernel thread for its PIT, KVM's I/O bus),
+   * and during a swap that stalled every VM's I/O. Daemons keep compiled code (--no-flush-bytecode).
+   */
+  private warmPauseWindow(): Promise<void> {
+    this.warmed ??= Promise.resolve()
+      .then(() => rehearseQuietly(new Uint8Array(readFileSync(guestKitPath('heartbeat')))))
+      .catch((e: unknown) => this.parts.log.warn({ error: String(e) }, 'swap.rehearsal-failed'));
+    return this.warmed;
   }
 
   private readonly slices = new Map<string, Uint8Array>();
@@ -100,7 +118,7 @@ export class SwapControl {
       runningVms: () => registry.list().filter((v) => v.running !== undefined),
       forgetMoved: (name) => registry.forgetMoved(name),
       retirementFds: () => ({ apiListenFd: this.daemon.listenFd(), lockFd: stateDir.lockFd }),
-      rehearsePauseWindow: () => rehearseQuietly(new Uint8Array(readFileSync(guestKitPath('heartbeat')))),
+      rehearsePauseWindow: () => this.warmPauseWindow(),
       cleanUpAfterB: () => {
         const removed = sweepStaleCpusets();
         if (removed.length > 0) log.info({ removed }, 'swap.cleaned-up-after-b');

@@ -459,7 +459,7 @@ export class SwapReceiver {
     this.partition.grow(cpus);
     this.daemon.setPlatform(loadPlatform(this.stateDir.dir, { cpus, memBudgetMib: this.opts.memBudgetMib }));
     if (received) this.daemon.swap.completeReceived({ ...received, state: 'done', to: { ...received.to, pid: process.pid } });
-    this.journalFor(received?.id ?? 'unknown').write('b.grown', { cpus });
+    await this.journalFor(received?.id ?? 'unknown').write('b.grown', { cpus });
     this.log.info({ cpus }, 'swap.receiver.grown');
     return this.daemon;
   }
@@ -489,7 +489,7 @@ export class SwapReceiver {
     await this.waitForA();
     this.stateDir.acquire();
     const report = this.registry.reloadMissing();
-    this.journal?.write('b.took-over', { owned: running.map((v) => v.name), lost: report.lost });
+    await this.journal?.write('b.took-over', { owned: running.map((v) => v.name), lost: report.lost });
     this.log.warn({ owned: running.map((v) => v.name), lost: report.lost }, 'swap.receiver.took-over');
     const d = await Daemon.takeOver({ stateDir: this.stateDir, log: this.log, partition: this.partition, registry: this.registry, platform });
     this.partition.grow(this.allCpus);

@@ -34,7 +34,7 @@ export interface CanaryResult {
 export async function runCanary(channel: HandoverChannel, vm: MovableVm, opts: CanaryOptions, journal: SwapJournal, stateFormat = COMPAT_FORMAT_VERSION): Promise<CanaryResult> {
   const m = vm.running;
   if (!m) throw new SwapError('ERR_SWAP_CANARY', `canary VM ${vm.name} is not running`);
-  journal.write('canary.start', { vm: vm.name });
+  await journal.write('canary.start', { vm: vm.name });
   let early: Received | undefined; // B failed before it could copy the RAM
   const t0 = process.hrtime.bigint();
   await m.pause();
@@ -49,6 +49,6 @@ export async function runCanary(channel: HandoverChannel, vm: MovableVm, opts: C
   const pauseUs = Number(process.hrtime.bigint() - t0) / 1000;
   const reply = early ?? await channel.waitFor(`the canary result for ${vm.name}`, (r) => r.type === MessageType.CanaryResult && r.body['name'] === vm.name, opts.secs * 1000 + 30_000);
   const result = { vm: vm.name, ok: reply.body['ok'] === true, detail: String(reply.body['detail'] ?? ''), pauseUs };
-  journal.write('canary.result', { vm: vm.name, ok: result.ok, detail: result.detail });
+  await journal.write('canary.result', { vm: vm.name, ok: result.ok, detail: result.detail });
   return result;
 }

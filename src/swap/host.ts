@@ -42,7 +42,10 @@ export interface SwapHost {
   forgetMoved(name: string): void;
   /** The API's listening socket fd and the state-dir lock fd, handed to B at retirement. */
   retirementFds(): { apiListenFd: number; lockFd: number };
-  /** Puts a probe VM through the pause window's code (swap/rehearse.ts), so A's first VM does not pay for cold code. */
+  /**
+   * Resolves once a probe VM has been through the pause window's code in this process (swap/rehearse.ts),
+   * so A's first VM does not pay for cold code; never rejects. Normally done long before a swap.
+   */
   rehearsePauseWindow(): Promise<void>;
   /** After B is gone without cleaning up (it crashed or was killed): remove what it left. */
   cleanUpAfterB(): void;

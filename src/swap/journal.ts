@@ -3,7 +3,7 @@
 // whole). After a crash it says which VMs were where. Timestamps are CLOCK_MONOTONIC nanoseconds,
 // which both processes share, so one timeline can be drawn from both sides' entries.
 
-import { closeSync, fsyncSync, openSync, readFileSync, writeSync, existsSync } from 'node:fs';
+import { closeSync, fsync, openSync, readFileSync, write, writeSync, existsSync } from 'node:fs';
 import path from 'node:path';
 
 export interface JournalEntry {
@@ -21,26 +21,91 @@ export const JOURNAL_FILE = 'swap.journal';
 
 export class SwapJournal {
   private readonly fd: number;
+  /** The last queued append: entries reach the file one at a time, in the order they were written. */
+  private tail: Promise<void> = Promise.resolve();
+  /** Appends queued and not finished yet. */
+  private pending = 0;
+  /** The first append that failed: every later one fails with it, so no step goes on unrecorded. */
+  private broken: Error | undefined;
 
   constructor(stateDir: string, readonly swapId: string) {
     this.fd = openSync(path.join(stateDir, JOURNAL_FILE), 'a', 0o600);
   }
 
   /**
-   * Appends one entry and, unless `durable` is false, fsyncs it before returning. Steps inside a
-   * VM's pause window are written without the fsync (it costs milliseconds here); the next
-   * durable entry makes them durable too.
+   * Appends one entry and, unless `durable` is false, fsyncs it; resolves once that is done. The
+   * write and the fsync run on a pool thread: with a guest keeping the page cache dirty they took
+   * 1-15 ms here, and on the event loop that stalled every VM's I/O meanwhile. A step that must be
+   * durable before it takes effect awaits this. The line of a VM's pause window goes through
+   * writeNow() instead.
    */
-  write(step: string, fields: Record<string, unknown> = {}, durable = true): JournalEntry {
-    const entry: JournalEntry = { ns: process.hrtime.bigint().toString(), at: new Date().toISOString(), pid: process.pid, swap: this.swapId, step, ...fields };
-    writeSync(this.fd, `${JSON.stringify(entry)}\n`);
-    if (durable) fsyncSync(this.fd);
-    return entry;
+  write(step: string, fields: Record<string, unknown> = {}, durable = true): Promise<JournalEntry> {
+    const entry = this.entry(step, fields);
+    const line = Buffer.from(`${JSON.stringify(entry)}\n`);
+    this.pending++;
+    const done = this.tail.then(() => {
+      if (this.broken) throw this.broken;
+      return appendLine(this.fd, line, durable);
+    }).catch((e: unknown) => {
+      throw this.fail(e);
+    }).finally(() => { this.pending--; });
+    this.tail = done.catch(() => undefined);
+    return done.then(() => entry);
+  }
+
+  /**
+   * Appends one entry at once, on this thread, without fsync: for the line of a pause window, which
+   * must be in the file before the state leaves this process (it then survives this process, not the
+   * host). If earlier entries are still queued it is queued behind them instead, to keep the order.
+   */
+  writeNow(step: string, fields: Record<string, unknown> = {}): void {
+    if (this.pending > 0 || this.broken) {
+      this.write(step, fields, false).catch(() => undefined);
+      return;
+    }
+    try {
+      writeSync(this.fd, `${JSON.stringify(this.entry(step, fields))}\n`);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  private entry(step: string, fields: Record<string, unknown>): JournalEntry {
+    return { ns: process.hrtime.bigint().toString(), at: new Date().toISOString(), pid: process.pid, swap: this.swapId, step, ...fields };
+  }
+
+  private fail(e: unknown): Error {
+    this.broken ??= new Error(`cannot write the swap journal: ${(e as Error).message}`, { cause: e });
+    return this.broken;
+  }
+
+  /**
+   * Queues an entry that nothing waits for (inside a pause window, or from a callback): not fsynced
+   * unless `durable`; if it fails, the next write() fails with that error.
+   */
+  note(step: string, fields: Record<string, unknown> = {}, durable = false): void {
+    this.write(step, fields, durable).catch(() => undefined);
+  }
+
+  /** Resolves once every entry written so far is in the file (or has failed). */
+  settled(): Promise<void> {
+    return this.tail;
   }
 
   close(): void {
     closeSync(this.fd);
   }
+}
+
+function appendLine(fd: number, line: Buffer, durable: boolean): Promise<void> {
+  return new Promise((resolve, reject) => {
+    write(fd, line, 0, line.length, null, (err, n) => {
+      if (err) return reject(err);
+      if (n !== line.length) return reject(new Error(`short write (${n} of ${line.length} bytes)`));
+      if (!durable) return resolve();
+      fsync(fd, (e) => (e ? reject(e) : resolve()));
+    });
+  });
 }
 
 /** Every entry of one swap (or of the last swap when `swapId` is omitted). Torn last lines are skipped. */

@@ -39,8 +39,10 @@ export interface LaunchedB {
  * - --always-sparkplug compiles every function to baseline code on its first run. Without it B's
  *   decode and restore ran still interpreted in about 4 swaps of 10 (~750 µs each instead of ~180:
  *   the baseline compiler works in batches, when it chooses); --no-sparkplug made every swap slow.
+ * - --no-flush-bytecode keeps that code: V8 otherwise drops the compiled code of functions that have
+ *   not run for a while, and the pause window's code, warmed once at start-up, runs once a swap.
  */
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--no-opt', '--always-sparkplug'];
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--no-opt', '--always-sparkplug', '--no-flush-bytecode'];
 /** The nice value daemons run at. */
 export const DAEMON_NICE = 0;
 
@@ -49,7 +51,7 @@ const GATE_SCRIPT = 'read -r go && exec "$@" </dev/null';
 
 
 /** @param opts.place moves B onto its CPUs, out of A's partition (SwapPartition.placeOutside). */
-export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; version: string; place: (pid: number) => Promise<void>; onSpawn?: (pid: number) => void }): Promise<LaunchedB> {
+export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; version: string; place: (pid: number) => Promise<void>; onSpawn?: (pid: number) => void}): Promise<LaunchedB> {
   const [mine, theirs] = SeqpacketSocket.pair();
   // B's Node start-up (~100 ms of CPU) must not run next to A's VMs, and a new process starts in A's
   // cpuset. So B starts as a shell that waits on its stdin: it is moved onto B's CPUs first, and only

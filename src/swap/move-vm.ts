@@ -56,7 +56,7 @@ const tailSentAt = new WeakMap<MovableVm, number>();
 export async function prepareVmInB(channel: HandoverChannel, vm: MovableVm, journal: SwapJournal, features: ReadonlySet<string> = new Set()): Promise<number> {
   const m = vm.running;
   if (!m) throw new SwapError('ERR_SWAP_MOVE', `VM ${vm.name} is not running`);
-  journal.write('vm.prepare', { vm: vm.name });
+  await journal.write('vm.prepare', { vm: vm.name });
   const t0 = performance.now();
   // The console tail travels here, before the pause, not in the pause window's state message.
   const consoleTail = Buffer.from(vm.console.readTail(CONSOLE_TAIL_BYTES)).toString('base64');
@@ -66,7 +66,7 @@ export async function prepareVmInB(channel: HandoverChannel, vm: MovableVm, jour
   channel.send(MessageType.PrepareVm, { name: vm.name, config: vm.config, createdAt: vm.createdAt, consoleTail }, { fds });
   const reply = await channel.waitFor(`the shell of ${vm.name}`, forVm(vm.name, MessageType.ShellReady, MessageType.VmFailed), SHELL_TIMEOUT_MS);
   if (reply.type === MessageType.VmFailed) throw new SwapError('ERR_SWAP_MOVE', `B could not build ${vm.name}: ${str(reply, 'message')}`);
-  journal.write('vm.shell-ready', { vm: vm.name });
+  await journal.write('vm.shell-ready', { vm: vm.name });
   return performance.now() - t0;
 }
 
@@ -149,7 +149,7 @@ async function pausedWindow(channel: HandoverChannel, vm: MovableVm, m: NonNulla
   const encodedAtNs = process.hrtime.bigint();
   // The one journal line of the window (no fsync: that costs milliseconds here; the next durable
   // line makes it durable too), written ahead of the send.
-  journal.write('vm.state-sent', { vm: vm.name, bytes: blob.byteLength, pausedAtNs: pausedAtNs.toString() }, false);
+  journal.writeNow('vm.state-sent', { vm: vm.name, bytes: blob.byteLength, pausedAtNs: pausedAtNs.toString() });
   let reply: Received;
   let sentAtNs = 0n;
   try {
@@ -162,7 +162,7 @@ async function pausedWindow(channel: HandoverChannel, vm: MovableVm, m: NonNulla
   }
   if (reply.type === MessageType.VmFailed) {
     m.resume();
-    journal.write('vm.resumed-in-a', { vm: vm.name, reason: str(reply, 'message') });
+    await journal.write('vm.resumed-in-a', { vm: vm.name, reason: str(reply, 'message') });
     throw new MoveFailure(`B refused ${vm.name}: ${str(reply, 'message')}; it runs on in this instance`, false);
   }
   const resumedAtNs = BigInt(str(reply, 'resumedAtNs'));
@@ -170,7 +170,7 @@ async function pausedWindow(channel: HandoverChannel, vm: MovableVm, m: NonNulla
   const since = vm.console.bytesOut - (tailSentAt.get(vm) ?? vm.console.bytesOut);
   if (since > 0) channel.send(MessageType.ConsoleHistory, { name: vm.name, bytes: Buffer.from(vm.console.readTail(Math.min(since, CONSOLE_TAIL_BYTES))).toString('base64') });
   // A keeps its paused copy ("parked") until the swap commits, so a rollback can bring the VM back.
-  journal.write('vm.moved', { vm: vm.name });
+  await journal.write('vm.moved', { vm: vm.name });
   return {
     name: vm.name, shellMs, stateBytes: blob.byteLength, pausedAtNs: pausedAtNs.toString(), resumedAtNs: resumedAtNs.toString(),
     ...(guestTsc !== undefined ? { guestTscAtPause: guestTsc.toString() } : {}),
@@ -199,7 +199,7 @@ function bSteps(reply: Received, sentAtNs: bigint): { transfer?: number; decode?
 export async function returnVm(channel: HandoverChannel, vm: MovableVm, journal: SwapJournal): Promise<void> {
   const m = vm.running;
   if (!m) throw new SwapError('ERR_SWAP_MOVE', `VM ${vm.name} has no parked machine to return to`);
-  journal.write('vm.return-requested', { vm: vm.name });
+  await journal.write('vm.return-requested', { vm: vm.name });
   channel.send(MessageType.ReturnVm, { name: vm.name });
   const reply = await channel.waitFor(`${vm.name} coming back`, forVm(vm.name, MessageType.VmState, MessageType.VmFailed), MOVE_TIMEOUT_MS);
   if (reply.type === MessageType.VmFailed) throw new SwapError('ERR_SWAP_MOVE', `B could not give back ${vm.name}: ${str(reply, 'message')}`);
@@ -207,5 +207,5 @@ export async function returnVm(channel: HandoverChannel, vm: MovableVm, journal:
   m.restoreState(state);
   m.resume();
   channel.send(MessageType.VmRunning, { name: vm.name, resumedAtNs: process.hrtime.bigint().toString() });
-  journal.write('vm.returned', { vm: vm.name });
+  await journal.write('vm.returned', { vm: vm.name });
 }

@@ -12,12 +12,12 @@ export const RETIRE_TIMEOUT_MS = 15_000;
 export async function retireA(channel: HandoverChannel, journal: SwapJournal, handOff: {
   apiListenFd: number; lockFd: number; cpus: readonly number[]; budgetMib: number; report: unknown;
 }): Promise<void> {
-  journal.write('retire.sent');
+  await journal.write('retire.sent');
   channel.send(MessageType.Retire, { cpus: [...handOff.cpus], budgetMib: handOff.budgetMib, report: handOff.report }, { fds: [handOff.apiListenFd, handOff.lockFd] });
   try {
     await channel.waitFor('RETIRED', (m) => m.type === MessageType.Retired, RETIRE_TIMEOUT_MS);
   } catch (e) {
     throw new SwapError('ERR_SWAP_RETIRE', `the new instance did not take over the API: ${(e as Error).message}`, { cause: e });
   }
-  journal.write('retired');
+  await journal.write('retired');
 }

@@ -43,7 +43,7 @@ export class Swap {
   private readonly journal: SwapJournal;
   private b: LaunchedB | undefined;
   private shrink: PartitionShrink | undefined;
-  /** A's rehearsal of the pause window, started with B's launch; it never rejects. */
+  /** A's rehearsal of the pause window (normally done at start-up); it never rejects. */
   private rehearsal: Promise<void> = Promise.resolve();
   private readonly moved: MovableVm[] = [];
   private abortRequested = false;
@@ -71,7 +71,7 @@ export class Swap {
     this.report.phases.push(p);
     this.report.phase = name;
     this.checkAbort();
-    this.journal.write(`phase.${name}`);
+    await this.journal.write(`phase.${name}`);
     this.progress();
     const out = await f();
     p.endMs = this.report.elapsedMs();
@@ -82,7 +82,7 @@ export class Swap {
   /** Runs the swap. Resolves with the report once A may exit (or once rolled back; then it throws). */
   async run(): Promise<SwapReport> {
     const vms = this.host.runningVms();
-    this.journal.write('swap.begin', { to: this.opts.to, vms: vms.map((v) => v.name) });
+    await this.journal.write('swap.begin', { to: this.opts.to, vms: vms.map((v) => v.name) });
     const restoreNice = setOwnNice(SWAP_NICE); // see SWAP_NICE
     try {
       const pkg = await this.phase('boot-info', () => prepareBootInfo(this.host, this.opts.to));
@@ -91,21 +91,20 @@ export class Swap {
         this.report.state = 'planned';
         return this.report;
       }
+      this.rehearsal = this.host.rehearsePauseWindow();
       this.shrink = await this.phase('partition', () => shrinkForSwap(this.host.partition, pkg.aCpus));
-      // While B starts: the pause window's code, warm in A (it runs there once a swap).
-      this.rehearsal = this.host.rehearsePauseWindow().catch((e: unknown) => this.host.log('swap.rehearsal-failed', { error: String(e) }));
       this.b = await this.phase('launch', () => launchB(pkg, {
         stateDir: this.host.stateDir, version: this.host.version, place: (pid) => this.host.partition.placeOutside(pid, pkg.bCpus),
-        onSpawn: (pid) => { this.report.to.pid = pid; this.journal.write('b.spawned', { bPid: pid }); },
+        onSpawn: (pid) => { this.report.to.pid = pid; this.journal.note('b.spawned', { bPid: pid }, true); },
       }));
       this.report.to.version = this.b.version;
       this.report.to.pid = this.b.pid;
-      this.journal.write('b.ready', { bPid: this.b.pid, bVersion: this.b.version, healthMs: this.b.healthMs });
+      await this.journal.write('b.ready', { bPid: this.b.pid, bVersion: this.b.version, healthMs: this.b.healthMs });
       if (this.opts.canary) await this.canary(this.opts.canary, vms);
       await this.phase('move-vm', () => this.moveAll(vms));
       await this.phase('retire', () => this.retire());
       this.report.state = 'done';
-      this.journal.write('swap.done');
+      await this.journal.write('swap.done');
       return this.report;
     } catch (e) {
       await this.rollback(e);
@@ -178,14 +177,23 @@ export class Swap {
     this.b!.channel.close();
   }
 
+  /** A rollback step: recorded if the journal can still be written; the rollback goes on either way. */
+  private async record(step: string, fields: Record<string, unknown> = {}): Promise<void> {
+    try {
+      await this.journal.write(step, fields);
+    } catch (err) {
+      this.host.log('swap.journal-failed', { step, error: (err as Error).message });
+    }
+  }
+
   private async rollback(e: unknown): Promise<void> {
     this.report.error = { code: (e as { code?: string }).code ?? 'ERR_SWAP', message: e instanceof Error ? e.message : String(e) };
-    this.journal.write('swap.rollback', { error: this.report.error.message });
+    await this.record('swap.rollback', { error: this.report.error.message });
     const b = this.b;
     if (b) {
       // Ordering requirements: a B that may be running a VM A also has must be gone before A resumes
       // that VM; a B that is alive gives its moved VMs back first, then stops.
-      const bTrusted = b.child.exitCode === null && !(e instanceof MoveFailure && e.bMayRunIt);
+      const bTrusted = !hasExited(b.child) && !(e instanceof MoveFailure && e.bMayRunIt);
       if (!bTrusted) await stopB(b.child, b.channel);
       for (const vm of this.moved) {
         try {
@@ -193,14 +201,14 @@ export class Swap {
           await returnVm(b.channel, vm, this.journal);
         } catch (err) {
           this.report.lost.push(vm.name);
-          this.journal.write('vm.lost', { vm: vm.name, reason: (err as Error).message });
+          await this.record('vm.lost', { vm: vm.name, reason: (err as Error).message });
           await vm.detachAfterMove();
           this.host.forgetMoved(vm.name);
         }
       }
       if (bTrusted) await stopB(b.child, b.channel);
       this.host.cleanUpAfterB();
-      this.journal.write('b.stopped');
+      await this.record('b.stopped');
     } else {
       this.host.cleanUpAfterB(); // B failed to launch and has exited: remove what it may have left
     }
@@ -208,15 +216,18 @@ export class Swap {
     for (const vm of this.host.runningVms()) {
       if (vm.running?.state === 'paused') {
         vm.running.resume();
-        this.journal.write('vm.resumed-in-a', { vm: vm.name });
+        await this.record('vm.resumed-in-a', { vm: vm.name });
       }
     }
     await this.rehearsal; // its probe VM is gone before the swap says it is over
     this.shrink?.growBack();
-    this.journal.write('swap.rolled-back', { lost: this.report.lost });
+    await this.record('swap.rolled-back', { lost: this.report.lost });
     this.report.state = 'rolled-back';
   }
 }
+
+/** A child killed by a signal has a signalCode and no exitCode. */
+const hasExited = (child: ChildProcess): boolean => child.exitCode !== null || child.signalCode !== null;
 
 async function stopB(child: ChildProcess, channel: HandoverChannel): Promise<void> {
   try {
@@ -225,7 +236,7 @@ async function stopB(child: ChildProcess, channel: HandoverChannel): Promise<voi
     // the channel is already gone
   }
   channel.close();
-  if (child.exitCode !== null) return;
+  if (hasExited(child)) return;
   const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
   await gone;
