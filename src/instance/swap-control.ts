@@ -11,7 +11,7 @@ import { ApiError } from './api/errors.js';
 import type { Daemon, DaemonParts } from './daemon.js';
 import { packageRoot, packageVersion } from './package-info.js';
 import { encodedSliceFor } from './platform-view.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomicAsync } from './atomic-file.js';
 import { sweepStaleCpusets } from './partition/cpuset-cgroup.js';
 import { rehearseQuietly } from '../swap/rehearse.js';
 import { guestKitPath } from './guest-kit.js';
@@ -169,10 +169,20 @@ export class SwapControl {
     this.save(report);
   }
 
+  /** The last report write: each waits for the one before, so the newest report is what stays. */
+  private saving: Promise<void> = Promise.resolve();
+
+  /**
+   * Saves a report in <state-dir>/swaps/ on the thread pool: in B this happens right after the last
+   * VM moved, and the synchronous fsyncs held B's main thread (and its VMs' I/O) for milliseconds.
+   */
   private save(r: SwapReportJson): void {
     const dir = path.join(this.parts.stateDir.dir, 'swaps');
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileAtomic(path.join(dir, `${r.id}.json`), `${JSON.stringify(r, null, 2)}\n`);
+    const text = `${JSON.stringify(r, null, 2)}\n`;
+    this.saving = this.saving.then(async () => {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      await writeFileAtomicAsync(path.join(dir, `${r.id}.json`), text);
+    }).catch((e: unknown) => this.parts.log.warn({ swap: r.id, error: (e as Error).message }, 'swap.report-save-failed'));
   }
 
   private loadLast(): SwapReportJson | undefined {

@@ -39,6 +39,8 @@ import { adoptVmDevices, handoverFdCount } from './vm-devices.js';
 import { InstanceVm } from './vm.js';
 import type { VmRegistry } from './vm-registry.js';
 
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 export interface ReceiverOptions {
   stateDir: string;
   cpus: readonly number[];
@@ -445,12 +447,17 @@ export class SwapReceiver {
   private async takeOver(m: Received, platform: ReturnType<typeof platformFromBytes>): Promise<Daemon> {
     const [apiFd, lockFd] = m.fds;
     if (apiFd === undefined || lockFd === undefined) throw new Error('RETIRE carried no API socket or lock');
+    // Each step in its own turn of the event loop: every VM runs here by now, and together the steps
+    // held this thread ~5 ms (Node loads its server internals on the first listen), stalling their I/O.
     this.stateDir.adoptLock(lockFd);
+    await nextTurn();
     const report = this.registry.reloadMissing();
+    await nextTurn();
     this.daemon = await Daemon.adopt({ stateDir: this.stateDir, log: this.log, partition: this.partition, registry: this.registry, platform }, apiFd);
     const received = m.body['report'] as SwapReportJson | undefined;
     if (received) this.daemon.swap.completeReceived({ ...received, state: 'retiring', to: { ...received.to, pid: process.pid } });
     this.channel.send(MessageType.Retired, { pid: process.pid });
+    await nextTurn();
     this.coolDown();
     this.log.info({ reloaded: report }, 'swap.receiver.retired');
     const cpus = Array.isArray(m.body['cpus']) ? (m.body['cpus'] as number[]) : this.allCpus;
