@@ -10,7 +10,6 @@ import { decodeVmState, encodeVmState } from '../state/vm-state.js';
 import { Memfd } from '../sys/memfd.js';
 import { Socket } from 'node:net';
 import { serveConsole } from './api/console-attach.js';
-import { GuestRam } from '../vmm/guest-ram.js';
 import { OwnedFd } from '../sys/fd.js';
 import { SeqpacketSocket } from '../sys/seqpacket.js';
 import { HandoverChannel, type Received } from '../swap/channel.js';
@@ -19,7 +18,7 @@ import { HotLoop } from '../swap/hot-loop.js';
 import { SwapJournal } from '../swap/journal.js';
 import { FEATURES, MessageType, PROTOCOL_VERSION, PROTOCOL_WINDOW, int, range, str } from '../swap/protocol.js';
 import { COMPAT_FORMAT_VERSION, CURRENT_FORMAT_VERSION, MIN_READABLE_FORMAT_VERSION, newestCommonFormat } from '../state/envelope.js';
-import { Machine, type MachineExit } from '../vmm/machine.js';
+import { Machine } from '../vmm/machine.js';
 import { MiB } from '../memory/gpa.js';
 import { validateVmConfig } from './api/validate.js';
 import { Daemon, newRegistry } from './daemon.js';
@@ -36,6 +35,7 @@ import type { SwapReportJson } from './swap-control.js';
 import type { VmConfig } from './vm-config.js';
 import { VmConsole } from './vm-console.js';
 import { adoptVmDevices, handoverFdCount } from './vm-devices.js';
+import { runCanaryClone } from './canary-clone.js';
 import { InstanceVm } from './vm.js';
 import type { VmRegistry } from './vm-registry.js';
 
@@ -77,17 +77,6 @@ async function healthCheck(): Promise<{ healthy: boolean; reason?: string; ms: n
   } catch (e) {
     return { healthy: false, reason: e instanceof Error ? e.message : String(e), ms: performance.now() - t0 };
   }
-}
-
-/** A clone is healthy if it did not crash, printed what was asked, or kept its heartbeats in order. */
-export function judgeCanary(text: string, exit: MachineExit | undefined, pattern: RegExp | undefined): [boolean, string] {
-  if (exit && exit.reason === 'fault') return [false, `the clone crashed: ${exit.fault.kind} at rip 0x${exit.fault.rip?.toString(16) ?? '?'}: ${exit.fault.detail}`];
-  if (exit && exit.reason === 'guest-exit' && exit.status !== 0) return [false, `the clone exited with status ${exit.status}`];
-  if (pattern) return pattern.test(text) ? [true, `the clone printed /${pattern.source}/`] : [false, `the clone never printed /${pattern.source}/`];
-  const seqs = [...text.matchAll(/^hb (\d+) \d+ \d+$/gm)].map((x) => Number(x[1]));
-  if (seqs.length === 0) return exit ? [true, `the clone ended with ${exit.reason}`] : [false, 'the clone printed no heartbeat; give a --canary-pattern for guests that are not heartbeats'];
-  const holes = seqs.filter((s, i) => i > 0 && s !== seqs[i - 1]! + 1).length;
-  return holes === 0 ? [true, `the clone went on with ${seqs.length} heartbeats in order (${seqs[0]} to ${seqs[seqs.length - 1]})`] : [false, `the clone's heartbeats skipped ${holes} times`];
 }
 
 export class SwapReceiver {
@@ -363,36 +352,10 @@ export class SwapReceiver {
    * for `secs`; then judge it, discard it and report. Nothing of the clone survives.
    */
   private async canary(m: Received): Promise<void> {
-    const name = str(m, 'name');
-    let machine: Machine | undefined;
-    let text = '';
-    const result = (ok: boolean, detail: string): void => this.channel.send(MessageType.CanaryResult, { name, ok, detail });
-    try {
-      const config = validateVmConfig(m.body['config']);
-      const secs = int(m, 'secs');
-      const patternText = m.body['pattern'];
-      const pattern = typeof patternText === 'string' ? new RegExp(patternText, 'm') : undefined;
-      if (m.fds.length !== 1) throw new Error(`expected the VM's memfd, got ${m.fds.length} fds`);
-      // The clone may share no back-end with the original: it would write the same disk or tap.
-      if (handoverFdCount(config) > 0 || config.vconsole || config.rng) throw new Error(`${name} has virtio devices, and a canary clone of such a VM is not supported yet: swap without --canary`);
-      const memfd = Memfd.fromFd(m.fds[0]!, config.memMib * MiB);
-      // The copy first, then A may resume the original; the rest of the clone is built after.
-      const copy = GuestRam.takePrivateCopy(memfd);
-      this.channel.send(MessageType.CanaryMapped, { name });
-      const log = new VmConsole(this.stateDir.consoleLogPath(`${name}.canary`), 'handed-over');
-      const sink = { write: (b: Uint8Array): void => { log.write(b); if (text.length < 1 << 20) text += Buffer.from(b).toString('latin1'); } };
-      machine = Machine.createShell({ name: `${name}-canary`, kernel: new Uint8Array(0), cmdline: '', memSizeMib: config.memMib, vcpus: config.vcpus, cpus: this.partition.cpus, prefault: 'now' },
-        sink, memfd, this.registry.hostForAdoption.ringPoller, { premapped: copy });
-      machine.restoreState(decodeVmState(m.blob).state);
-      machine.start();
-      const exit = await Promise.race([machine.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), secs * 1000))]);
-      if (!exit) await machine.stop();
-      log.close();
-      result(...judgeCanary(text, exit, pattern));
-    } catch (e) {
-      if (machine) await machine.stop().catch(() => undefined);
-      result(false, e instanceof Error ? e.message : String(e));
-    }
+    await runCanaryClone(m, {
+      channel: this.channel, cpus: this.partition.cpus, ringPoller: this.registry.hostForAdoption.ringPoller,
+      logPath: (name) => this.stateDir.consoleLogPath(`${name}.canary`),
+    });
   }
 
   /** Rollback: send a VM that runs here back to A, which restores it into its parked copy. */
