@@ -3,7 +3,7 @@
 // whole). After a crash it says which VMs were where. Timestamps are CLOCK_MONOTONIC nanoseconds,
 // which both processes share, so one timeline can be drawn from both sides' entries.
 
-import { closeSync, fsync, openSync, readFileSync, write, writeSync, existsSync } from 'node:fs';
+import { closeSync, fsync, openSync, readFileSync, write, existsSync } from 'node:fs';
 import path from 'node:path';
 
 export interface JournalEntry {
@@ -23,8 +23,6 @@ export class SwapJournal {
   private readonly fd: number;
   /** The last queued append: entries reach the file one at a time, in the order they were written. */
   private tail: Promise<void> = Promise.resolve();
-  /** Appends queued and not finished yet. */
-  private pending = 0;
   /** The first append that failed: every later one fails with it, so no step goes on unrecorded. */
   private broken: Error | undefined;
 
@@ -36,38 +34,19 @@ export class SwapJournal {
    * Appends one entry and, unless `durable` is false, fsyncs it; resolves once that is done. The
    * write and the fsync run on a pool thread: with a guest keeping the page cache dirty they took
    * 1-15 ms here, and on the event loop that stalled every VM's I/O meanwhile. A step that must be
-   * durable before it takes effect awaits this. The line of a VM's pause window goes through
-   * writeNow() instead.
+   * durable before it takes effect awaits this. A VM's pause window writes nothing.
    */
   write(step: string, fields: Record<string, unknown> = {}, durable = true): Promise<JournalEntry> {
     const entry = this.entry(step, fields);
     const line = Buffer.from(`${JSON.stringify(entry)}\n`);
-    this.pending++;
     const done = this.tail.then(() => {
       if (this.broken) throw this.broken;
       return appendLine(this.fd, line, durable);
     }).catch((e: unknown) => {
       throw this.fail(e);
-    }).finally(() => { this.pending--; });
+    });
     this.tail = done.catch(() => undefined);
     return done.then(() => entry);
-  }
-
-  /**
-   * Appends one entry at once, on this thread, without fsync: for the line of a pause window, which
-   * must be in the file before the state leaves this process (it then survives this process, not the
-   * host). If earlier entries are still queued it is queued behind them instead, to keep the order.
-   */
-  writeNow(step: string, fields: Record<string, unknown> = {}): void {
-    if (this.pending > 0 || this.broken) {
-      this.write(step, fields, false).catch(() => undefined);
-      return;
-    }
-    try {
-      writeSync(this.fd, `${JSON.stringify(this.entry(step, fields))}\n`);
-    } catch (e) {
-      this.fail(e);
-    }
   }
 
   private entry(step: string, fields: Record<string, unknown>): JournalEntry {
