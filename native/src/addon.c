@@ -149,6 +149,7 @@ static napi_value init(napi_env env, napi_value exports) {
   init_watch(env, exports);
   init_checksum(env, exports);
   init_pio_queue(env, exports);
+  init_file(env, exports);
   return exports;
 }
 

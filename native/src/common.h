@@ -61,3 +61,4 @@ void init_vcpu_thread(napi_env env, napi_value exports);
 void init_watch(napi_env env, napi_value exports);
 void init_checksum(napi_env env, napi_value exports);
 void init_pio_queue(napi_env env, napi_value exports);
+void init_file(napi_env env, napi_value exports);

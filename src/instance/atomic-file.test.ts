@@ -38,3 +38,9 @@ for (const [name, write] of [['writeFileAtomic', async (f: string, d: string | U
     });
   });
 }
+
+describe('writeFileAtomicAsync input', () => {
+  it('refuses a path too long for the kernel with one clear error, and writes nothing', async () => {
+    await assert.rejects(async () => writeFileAtomicAsync(path.join(os.tmpdir(), 'x'.repeat(5000)), 'data'), /replaceFileAsync\(path, tmpPath/);
+  });
+});

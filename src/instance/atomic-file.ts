@@ -2,7 +2,8 @@
 // the target, fsync the directory. After a crash the target holds either the old or the new bytes.
 
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { native } from '../sys/native.js';
 import path from 'node:path';
 
 export function writeFileAtomic(file: string, data: Uint8Array | string, mode = 0o600): void {
@@ -29,27 +30,16 @@ export function writeFileAtomic(file: string, data: Uint8Array | string, mode = 
 }
 
 /**
- * writeFileAtomic on libuv's thread pool: the same steps, for writes nothing waits on at once (a
- * swap's report), so that the fsyncs do not hold a thread that serves VMs.
+ * writeFileAtomic on a pool thread, in one native call (write, fsync, rename, fsync of the directory):
+ * for writes a VM's thread should not wait on. Resolves once the new bytes are durable. Callers
+ * serialize their writes to one file (they share its temp file name).
  */
-export async function writeFileAtomicAsync(file: string, data: Uint8Array | string, mode = 0o600): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
-  const fh = await open(tmp, 'w', mode);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } catch (e) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
-  await rename(tmp, file);
-  const dh = await open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
+export function writeFileAtomicAsync(file: string, data: Uint8Array | string, mode = 0o600): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  return new Promise((resolve, reject) => native().replaceFileAsync(file, tmp, bytes, mode, (errno) => {
+    if (errno === 0) return resolve();
+    const code = Object.entries(constants.errno).find(([, v]) => v === errno)?.[0] ?? `errno ${errno}`;
+    reject(Object.assign(new Error(`${code}: cannot write ${file}`), { code, errno, syscall: 'replaceFile' }));
+  }));
 }

@@ -115,6 +115,7 @@ export class SwapControl {
       partition,
       budgetMib: partition.budget.total,
       platformSliceFor: (cpus, budgetMib) => this.sliceFor(cpus, budgetMib),
+      vmStateSettled: () => registry.settled(),
       runningVms: () => registry.list().filter((v) => v.running !== undefined),
       forgetMoved: (name) => registry.forgetMoved(name),
       retirementFds: () => ({ apiListenFd: this.daemon.listenFd(), lockFd: stateDir.lockFd }),

@@ -27,12 +27,31 @@ export class VmRegistry {
     return { ...this.host, persist: (vm) => this.persist(vm) };
   }
 
-  private persist(vm: InstanceVm): void {
+  /** Each VM's last queued write of its stored state. */
+  private readonly writes = new Map<string, Promise<void>>();
+
+  /**
+   * Writes the VM's state as it is now, after its earlier writes, on a pool thread: a VM starting or
+   * stopping no longer holds up the other VMs' exits and I/O for two fsyncs.
+   */
+  private persist(vm: InstanceVm): Promise<void> {
     const stored: StoredVm<VmConfig> = {
       formatVersion: 1, name: vm.name, config: vm.config, createdAt: vm.createdAt,
       runState: vm.persistedState, updatedAt: new Date().toISOString(),
     };
-    this.stateDir.saveVm(stored);
+    const write = (this.writes.get(vm.name) ?? Promise.resolve()).catch(() => undefined).then(() => this.stateDir.saveVm(stored));
+    this.writes.set(vm.name, write);
+    return write;
+  }
+
+  /** A write nothing waits for (a reload marking a VM lost): a failure is logged. */
+  private persistInBackground(vm: InstanceVm): void {
+    this.persist(vm).catch((e: unknown) => this.host.log('vm.persist-failed', { vm: vm.name, error: (e as Error).message }));
+  }
+
+  /** Resolves once every stored-state write asked for so far has landed or failed. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.writes.values()]);
   }
 
   /** Loads stored VMs. Those last written down as running or paused were lost with the previous daemon. */
@@ -45,7 +64,7 @@ export class VmRegistry {
       if (wasRunning) lost.push(v.name);
       const vm = this.newVm(v.config, v.createdAt, state);
       this.vms.set(v.name, vm);
-      if (wasRunning) this.persist(vm);
+      if (wasRunning) this.persistInBackground(vm);
     }
     return { loaded: vms.length, lost, unreadable };
   }
@@ -54,11 +73,19 @@ export class VmRegistry {
    * @param startNow the caller starts the VM right away (synchronously), which writes the definition:
    *   writing it here as well would cost a second fsync'ed write per VM.
    */
-  create(config: VmConfig, startNow = false): InstanceVm {
+  async create(config: VmConfig, startNow = false): Promise<InstanceVm> {
     if (this.vms.has(config.name)) throw new InstanceError('ERR_VM_EXISTS', `a VM named ${config.name} already exists; pick another name or remove it first`);
     const vm = this.newVm(config, new Date().toISOString(), 'created');
-    if (!startNow) this.persist(vm);
-    this.vms.set(config.name, vm);
+    this.vms.set(config.name, vm); // at once: a second create of the name meanwhile is refused
+    if (!startNow) {
+      try {
+        await this.persist(vm);
+      } catch (e) {
+        this.vms.delete(config.name);
+        this.writes.delete(config.name);
+        throw e;
+      }
+    }
     return vm;
   }
 
@@ -84,7 +111,7 @@ export class VmRegistry {
       if (wasRunning) lost.push(v.name);
       const vm = this.newVm(v.config, v.createdAt, wasRunning ? 'lost' : v.runState);
       this.vms.set(v.name, vm);
-      if (wasRunning) this.persist(vm);
+      if (wasRunning) this.persistInBackground(vm);
       loaded++;
     }
     return { loaded, lost, unreadable };
@@ -115,13 +142,18 @@ export class VmRegistry {
     }
     vm.console.close();
     vm.vconsole?.close();
-    this.vms.delete(name);
+    // After its last write (a write landing later would bring the file back), and still registered
+    // meanwhile, so that a new VM of the same name cannot be created and then lose its file.
+    await this.writes.get(name)?.catch(() => undefined);
+    this.writes.delete(name);
     this.stateDir.removeVm(name);
+    this.vms.delete(name);
   }
 
   /** Stops every running VM (daemon shutdown). Their stored state becomes 'stopped'. */
   async stopAll(): Promise<void> {
     await Promise.all(this.list().filter((vm) => vm.state === 'running' || vm.state === 'paused').map((vm) => vm.stop().catch(() => undefined)));
     for (const vm of this.list()) { vm.console.close(); vm.vconsole?.close(); }
+    await this.settled();
   }
 }

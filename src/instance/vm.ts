@@ -21,8 +21,11 @@ export interface VmHost {
   cpus(): readonly number[];
   reserveMemory(name: string, mib: number): void;
   releaseMemory(name: string): void;
-  /** Called after every state change, so the state dir always holds the last known state. */
-  persist(vm: InstanceVm): void;
+  /**
+   * Called after every state change, so the state dir always holds the last known state. Resolves
+   * once it is written; one VM's writes land in the order they were asked for.
+   */
+  persist(vm: InstanceVm): Promise<void>;
   log(event: string, fields: Record<string, unknown>): void;
 }
 
@@ -57,6 +60,14 @@ export class InstanceVm {
     return vm;
   }
 
+  /** The last write of this VM's stored state: a transition is answered once it is on disk. */
+  private saved: Promise<void> = Promise.resolve();
+
+  private record(): Promise<void> {
+    this.saved = this.host.persist(this);
+    return this.saved;
+  }
+
   get name(): string { return this.config.name; }
   get state(): VmState { return this.runState; }
   get running(): Machine | undefined { return this.machine; }
@@ -87,9 +98,9 @@ export class InstanceVm {
     this.runState = 'running';
     this.startedAtMs = Date.now();
     this.exitInfo = null;
-    this.host.persist(this);
-    this.host.log('vm.started', { vm: this.name, vcpus: config.vcpus, memMib: config.memSizeMib, tids: machine.vcpus.map((v) => v.tid) });
     void machine.exited.then((exit) => this.onExit(machine, exit));
+    this.host.log('vm.started', { vm: this.name, vcpus: config.vcpus, memMib: config.memSizeMib, tids: machine.vcpus.map((v) => v.tid) });
+    await this.record();
   }
 
   private connectInputs(machine: Machine): void {
@@ -114,16 +125,16 @@ export class InstanceVm {
     this.totals.pauses++;
     this.totals.pauseNs += process.hrtime.bigint() - t0;
     if (this.machine === m && m.state === 'paused') this.runState = 'paused';
-    this.host.persist(this);
+    await this.record();
   }
 
-  resume(): void {
+  async resume(): Promise<void> {
     const m = this.requireMachine('paused', 'resumed');
     m.resume();
     this.console.deliverHeld();
     this.vconsole?.deliverHeld();
     this.runState = 'running';
-    this.host.persist(this);
+    await this.record();
   }
 
   /** Stops the guest; resolves once the machine has released everything. */
@@ -133,7 +144,8 @@ export class InstanceVm {
     }
     const m = this.machine;
     await m.stop();
-    // onExit has run by now (exited resolved first).
+    // onExit has run by now (exited resolved first) and asked for the 'stopped' state to be written.
+    await this.saved;
   }
 
   /**
@@ -171,7 +183,7 @@ export class InstanceVm {
     this.host.releaseMemory(this.name);
     this.exitInfo = describeExit(exit);
     this.runState = exit.reason === 'fault' ? 'crashed' : 'stopped';
-    this.host.persist(this);
+    this.record().catch((e: unknown) => this.host.log('vm.persist-failed', { vm: this.name, error: (e as Error).message }));
     this.host.log(exit.reason === 'fault' ? 'vm.crashed' : 'vm.stopped', { vm: this.name, ...this.exitInfo });
   }
 

@@ -36,6 +36,8 @@ export interface SwapHost {
   readonly budgetMib: number;
   /** The platform record restricted to `cpus`, encoded (the HELLO message's blob). */
   platformSliceFor(cpus: readonly number[], budgetMib: number): Uint8Array;
+  /** Resolves once every VM's stored state asked for so far is written (B reads those files). */
+  vmStateSettled(): Promise<void>;
   /** VMs running now, in the order to move them. */
   runningVms(): MovableVm[];
   /** Forgets a VM that now belongs to B. */

@@ -81,6 +81,7 @@ export class Swap {
 
   /** Runs the swap. Resolves with the report once A may exit (or once rolled back; then it throws). */
   async run(): Promise<SwapReport> {
+    await this.host.vmStateSettled();
     const vms = this.host.runningVms();
     await this.journal.write('swap.begin', { to: this.opts.to, vms: vms.map((v) => v.name) });
     const restoreNice = setOwnNice(SWAP_NICE); // see SWAP_NICE

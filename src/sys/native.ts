@@ -26,6 +26,8 @@ export interface NativeAddon {
   open(path: string, flags: number): number;
   close(fd: number): void;
   closeAsync(fd: number, done: (errno: number) => void): void;
+  /** Writes `data` to tmpPath, fsyncs it, renames it over path and fsyncs the directory, on a pool thread. */
+  replaceFileAsync(path: string, tmpPath: string, data: Uint8Array, mode: number, done: (errno: number) => void): void;
   ioctl(fd: number, request: number, arg?: Uint8Array | number | bigint): number;
   ioctlAsync(fd: number, request: number, arg: Uint8Array, done: (errno: number) => void): void;
   ioctlBatch(fds: Int32Array, requests: Uint32Array, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, results: Int32Array): number;

@@ -37,7 +37,7 @@ const vmAction = (action: 'start' | 'pause' | 'resume' | 'stop'): Handler => asy
   const vm = ctx.registry.get(name!);
   if (action === 'start') await vm.start();
   else if (action === 'pause') await vm.pause();
-  else if (action === 'resume') vm.resume();
+  else if (action === 'resume') await vm.resume();
   else await vm.stop();
   ctx.log(`api.vm.${action}`, { vm: name });
   sendJson(res, 200, vm.info());
@@ -57,7 +57,7 @@ const ROUTES: Array<{ method: string; path: RegExp; handler: Handler }> = [
   {
     method: 'POST', path: /^\/v1\/vms$/, handler: async (ctx, req, res) => {
       const config = ctx.validateVmConfig(await readJsonBody(req));
-      const vm = ctx.registry.create(config, config.autostart === true);
+      const vm = await ctx.registry.create(config, config.autostart === true);
       ctx.log('api.vm.create', { vm: config.name });
       if (config.autostart) {
         try {
