@@ -447,10 +447,13 @@ export class SwapReceiver {
   private async onChannelLost(platform: ReturnType<typeof platformFromBytes>): Promise<Daemon | undefined> {
     this.coolDown();
     await this.settleBuilding();
-    for (const s of this.shells.values()) await s.machine.stop();
+    // Shells that never ran: their teardown (on pool threads at nice 19, starved when the CPUs are
+    // busy) must not hold up taking over the VMs that run here.
+    const discarded = Promise.all([...this.shells.values()].map((s) => s.machine.stop().catch(() => undefined)));
     this.shells.clear();
     const running = this.registry.list().filter((v) => v.running);
     if (running.length === 0) {
+      await discarded;
       await this.partition.destroy().catch(() => undefined);
       this.log.info({}, 'swap.receiver.channel-closed');
       this.log.flush();
