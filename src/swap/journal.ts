@@ -31,17 +31,17 @@ export class SwapJournal {
   }
 
   /**
-   * Appends one entry and, unless `durable` is false, fsyncs it; resolves once that is done. The
-   * write and the fsync run on a pool thread: with a guest keeping the page cache dirty they took
-   * 1-15 ms here, and on the event loop that stalled every VM's I/O meanwhile. A step that must be
-   * durable before it takes effect awaits this. A VM's pause window writes nothing.
+   * Appends one entry and fsyncs it; resolves once that is done. The write and the fsync run on a
+   * pool thread: with a guest keeping the page cache dirty they took 1-15 ms here, and on the event
+   * loop that stalled every VM's I/O meanwhile. A step that must be durable before it takes effect
+   * awaits this. A VM's pause window writes nothing.
    */
-  write(step: string, fields: Record<string, unknown> = {}, durable = true): Promise<JournalEntry> {
+  write(step: string, fields: Record<string, unknown> = {}): Promise<JournalEntry> {
     const entry = this.entry(step, fields);
     const line = Buffer.from(`${JSON.stringify(entry)}\n`);
     const done = this.tail.then(() => {
       if (this.broken) throw this.broken;
-      return appendLine(this.fd, line, durable);
+      return appendLine(this.fd, line);
     }).catch((e: unknown) => {
       throw this.fail(e);
     });
@@ -58,17 +58,9 @@ export class SwapJournal {
     return this.broken;
   }
 
-  /**
-   * Queues an entry that nothing waits for (inside a pause window, or from a callback): not fsynced
-   * unless `durable`; if it fails, the next write() fails with that error.
-   */
-  note(step: string, fields: Record<string, unknown> = {}, durable = false): void {
-    this.write(step, fields, durable).catch(() => undefined);
-  }
-
-  /** Resolves once every entry written so far is in the file (or has failed). */
-  settled(): Promise<void> {
-    return this.tail;
+  /** Queues an entry that nothing waits for (from a callback); if it fails, the next write() fails with that error. */
+  note(step: string, fields: Record<string, unknown> = {}): void {
+    this.write(step, fields).catch(() => undefined);
   }
 
   close(): void {
@@ -76,12 +68,11 @@ export class SwapJournal {
   }
 }
 
-function appendLine(fd: number, line: Buffer, durable: boolean): Promise<void> {
+function appendLine(fd: number, line: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     write(fd, line, 0, line.length, null, (err, n) => {
       if (err) return reject(err);
       if (n !== line.length) return reject(new Error(`short write (${n} of ${line.length} bytes)`));
-      if (!durable) return resolve();
       fsync(fd, (e) => (e ? reject(e) : resolve()));
     });
   });

@@ -51,7 +51,7 @@ const GATE_SCRIPT = 'read -r go && exec "$@" </dev/null';
 
 
 /** @param opts.place moves B onto its CPUs, out of A's partition (SwapPartition.placeOutside). */
-export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; version: string; place: (pid: number) => Promise<void>; onSpawn?: (pid: number) => void}): Promise<LaunchedB> {
+export async function launchB(pkg: LaunchPackage, opts: { stateDir: string; version: string; place: (pid: number) => Promise<void>; onSpawn?: (pid: number) => void }): Promise<LaunchedB> {
   const [mine, theirs] = SeqpacketSocket.pair();
   // B's Node start-up (~100 ms of CPU) must not run next to A's VMs, and a new process starts in A's
   // cpuset. So B starts as a shell that waits on its stdin: it is moved onto B's CPUs first, and only

@@ -1,12 +1,12 @@
 // A rehearsal of a VM's pause window on a probe VM: save, encode, decode and restore, many times.
 // - B, in its health check, boots the guest kit's heartbeat in a 4 MiB VM, pauses it and rehearses
 //   on it: that also proves B can run and restore a VM on this host (rehearsePauseWindow).
-// - A rehearses while B starts, because the code of the window runs once per swap in A and is cold
-//   otherwise: measured here, the first run of each step in a process is 3-10x slower than the
-//   twentieth. A's probe is paused as soon as it starts, so its guest does not run, and every step is
-//   followed by a short sleep, because A shares its one CPU with its VMs then: a probe guest booting
-//   under PVM held that CPU for ~1.5 ms at a time, and back-to-back rounds for about as long
-//   (rehearseQuietly).
+// - Every instance rehearses once soon after it starts (SwapControl), because the code of the window
+//   runs once per swap in A and is cold otherwise: measured here, the first run of each step in a
+//   process is 3-10x slower than the twentieth. That probe is paused as soon as it starts, so its
+//   guest does not run, and every step is followed by a short sleep, so the instance's VMs are served
+//   in between: a probe guest booting under PVM held the CPU for ~1.5 ms at a time, and back-to-back
+//   rounds for about as long (rehearseQuietly).
 
 import { CURRENT_FORMAT_VERSION, COMPAT_FORMAT_VERSION } from '../state/envelope.js';
 import { decodeVmState, encodeVmState } from '../state/vm-state.js';
@@ -54,8 +54,9 @@ export async function rehearsePauseWindow(kernel: Uint8Array, rounds = REHEARSAL
 }
 
 /**
- * A's rehearsal: builds a probe VM, starts and pauses it at once, and puts its state through `rounds`
- * rounds, in both state formats, sleeping `gapMs` after every step. Throws if the probe cannot be built.
+ * The start-up rehearsal (every instance, once): builds a probe VM, starts and pauses it at once, and
+ * puts its state through `rounds` rounds, in both state formats, sleeping `gapMs` after every step.
+ * Throws if the probe cannot be built.
  */
 export async function rehearseQuietly(kernel: Uint8Array, rounds = REHEARSAL_ROUNDS, gapMs = QUIET_STEP_GAP_MS): Promise<void> {
   const probe = await Machine.createAsync({ name: 'swap-probe', kernel, cmdline: '', memSizeMib: 4, vcpus: 1 }, { write: () => {} }, undefined, probeDevices());

@@ -96,7 +96,7 @@ export class Swap {
       this.shrink = await this.phase('partition', () => shrinkForSwap(this.host.partition, pkg.aCpus));
       this.b = await this.phase('launch', () => launchB(pkg, {
         stateDir: this.host.stateDir, version: this.host.version, place: (pid) => this.host.partition.placeOutside(pid, pkg.bCpus),
-        onSpawn: (pid) => { this.report.to.pid = pid; this.journal.note('b.spawned', { bPid: pid }, true); },
+        onSpawn: (pid) => { this.report.to.pid = pid; this.journal.note('b.spawned', { bPid: pid }); },
       }));
       this.report.to.version = this.b.version;
       this.report.to.pid = this.b.pid;

@@ -92,7 +92,8 @@ export class MemoryBudget {
       totalMib: this.totalMib,
       usedMib: this.usedMib,
       freeMib: this.free,
-      reservations: [...this.held].map(([id, mib]) => ({ id, mib })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) // code-point order (see VmRegistry.list),
+      // Code-point order, not localeCompare (see VmRegistry.list).
+      reservations: [...this.held].map(([id, mib]) => ({ id, mib })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
     };
   }
 }
