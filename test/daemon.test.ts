@@ -54,12 +54,17 @@ test('a heartbeat VM is created, runs, pauses, resumes and stops through the CLI
     return /hb 5 /.test(r.text) ? r.text : undefined;
   }, 'five heartbeats');
   assert.match(log, /^heartbeat start period_us=2000/m);
+  // The state dir says what the API said, as soon as the API has answered (the write is asynchronous).
+  const stored = (): string => (JSON.parse(readFileSync(`${h.stateDir}/vms/hb1.json`, 'utf8')) as { runState: string }).runState;
+  assert.equal(stored(), 'running');
   assert.equal((await h.cli(['vm', 'pause', 'hb1'])).code, 0);
   assert.equal(vmInfo((await h.http('GET', '/v1/vms/hb1')).json).state, 'paused');
+  assert.equal(stored(), 'paused');
   const again = await h.cli(['vm', 'pause', 'hb1']);
   assert.equal(again.code, 1);
   assert.match(again.stderr, /^swapvisor: error: VM hb1 is paused; only a running VM can be paused$/m);
   assert.equal((await h.cli(['vm', 'resume', 'hb1'])).code, 0);
+  assert.equal(stored(), 'running');
   const ls = await h.cli(['vm', 'ls']);
   assert.match(ls.stdout, /^NAME\s+STATE\s+VCPUS\s+MEMORY/m);
   assert.match(ls.stdout, /^hb1\s+running\s+1\s+16M/m);
@@ -68,6 +73,7 @@ test('a heartbeat VM is created, runs, pauses, resumes and stops through the CLI
   const stopped = vmInfo(JSON.parse(stop.stdout));
   assert.equal(stopped.state, 'stopped');
   assert.equal(stopped.exit?.reason, 'stopped');
+  assert.equal(stored(), 'stopped');
   const seqs = [...log.matchAll(/^hb (\d+) /gm)].map((m) => Number(m[1]));
   assert.deepEqual(seqs, seqs.map((_, i) => i + 1));
 });
